@@ -38,7 +38,7 @@ REFERENCE_SPECS = [
     ModelSpec("keyword-rule", "keyword-rule"),
 ]
 BASELINE_SPECS = [
-    ModelSpec("tfidf-logreg", "tfidf", {"classifier": "logreg"}, {"C": [1.0, 10.0, 100.0]}),
+    ModelSpec("tfidf-logreg", "tfidf", {"classifier": "logreg"}, {"C": [1.0, 10.0]}),
     ModelSpec("tfidf-svm", "tfidf", {"classifier": "svm"}, {"C": [0.1, 1.0, 10.0]}),
 ]
 EMBEDDING_SPECS = [
@@ -112,18 +112,22 @@ def evaluate_spec(
     }
     oof = {"lodo": [lodo.proba.argmax(1)], "kfold": [r.proba.argmax(1) for r in kfold_runs]}
     if challenge:
-        result["challenge"], oof["challenge"] = _challenge(spec, texts, labels, docs, groups,
-                                                           extra_texts, extra_labels, seed, n_boot)
+        model = fit_tuned(spec, texts, labels, docs, groups, extra_texts, extra_labels, seed)[0]
+        result["challenge"], oof["challenge"] = _challenge(model, seed, n_boot)
+        result["behavioural"] = _behavioural(model)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result, oof
 
 
-def _challenge(spec, texts, labels, docs, groups, extra_texts, extra_labels, seed, n_boot):
-    try:
-        rows = challenge_rows()
-    except FileNotFoundError:
-        return {"available": False}, []
-    model = fit_tuned(spec, texts, labels, docs, groups, extra_texts, extra_labels, seed)[0]
+def _behavioural(model: StanceModel) -> dict[str, Any]:
+    from stance.behavioural import run_suite
+
+    return run_suite(model)
+
+
+def _challenge(model: StanceModel, seed: int, n_boot: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Metrics of a model trained on all seeds (+ supplement) on the independent challenge set."""
+    rows = challenge_rows()
     y = _ids([r["label"] for r in rows])
     proba = model.predict_proba([r["text"] for r in rows])
     metrics = compute_metrics(y, proba)

@@ -1,0 +1,147 @@
+"""The jobs behind ``make all`` / ``stance evaluate`` / ``stance train``: evaluate, select, ship.
+
+Selection rule (declared before any run, issue 10): among the evaluated models, each with and
+without the supplement, choose the highest mean of seed leave-one-document-out macro-F1 and
+challenge-set macro-F1; a model that never predicts one of the three labels on the challenge
+set cannot be chosen. The best TF-IDF model ships as ``baseline``, the best encoder-based model
+as ``transformer``, and the better of those two becomes the default model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stance import paths
+from stance.evaluation import ModelSpec
+from stance.experiment import (
+    BASELINE_SPECS,
+    EMBEDDING_SPECS,
+    REFERENCE_SPECS,
+    SEED,
+    TRANSFORMER_SPECS,
+    evaluate_spec,
+    paired_against,
+    results_path,
+    train_and_save,
+)
+from stance.labels import LABELS
+
+GRIDS = {
+    "main": REFERENCE_SPECS + BASELINE_SPECS + EMBEDDING_SPECS,
+    "full": REFERENCE_SPECS + BASELINE_SPECS + EMBEDDING_SPECS + TRANSFORMER_SPECS,
+}
+REFERENCE_FAMILIES = {s.family for s in REFERENCE_SPECS}
+BASELINE_FAMILIES = {"tfidf"}
+ALL_SPECS = {s.name: s for s in GRIDS["full"]}
+
+
+def run_key(name: str, supplement: bool) -> str:
+    return f"{name}{'+supplement' if supplement else ''}"
+
+
+def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) -> str:
+    """Evaluate every spec of ``grid`` with and without the supplement; write the results.
+
+    Writes ``experiments/results/<grid>/metrics.json``, ``results.md`` and confusion PNGs,
+    and ``selection.json`` with the rule's inputs and winners. Returns the Markdown table.
+    """
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; choose from {sorted(GRIDS)}")
+    out = results_path(grid)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    oofs: dict[str, Any] = {}
+    for supplement in (False, True):
+        for spec in GRIDS[grid]:
+            key = run_key(spec.name, supplement)
+            print(f"evaluating {key} ...", flush=True)
+            results[key], oofs[key] = evaluate_spec(spec, supplement, repeats=repeats, seed=SEED, n_boot=n_boot)
+            print(f"  done in {results[key]['seconds']} s", flush=True)
+    for key, result in results.items():
+        baseline = run_key("tfidf-logreg", result["supplement"])
+        if result["family"] not in REFERENCE_FAMILIES and key != baseline:
+            result["paired_vs_baseline"] = paired_against(oofs[baseline], oofs[key], SEED)
+    selection = select(results)
+    payload = {"grid": grid, "seed": SEED, "repeats": repeats, "bootstrap": n_boot, "labels": list(LABELS),
+               "results": results, "selection": selection}
+    (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
+    from stance.tables import confusion_pngs, results_markdown
+
+    confusion_pngs(results, out)
+    table = results_markdown(payload)
+    (out / "results.md").write_text(table)
+    return table
+
+
+def rule_score(result: dict[str, Any]) -> float | None:
+    """Mean of seed-LODO and challenge macro-F1, or ``None`` when the rule excludes the model."""
+    challenge = result.get("challenge", {})
+    if "macro_f1" not in challenge or set(challenge["predicted_labels"]) != set(LABELS):
+        return None
+    return (result["lodo"]["macro_f1"] + challenge["macro_f1"]) / 2
+
+
+def select(results: dict[str, Any]) -> dict[str, Any]:
+    """Apply the selection rule; return its inputs, the eligible scores and the winners."""
+    candidates = {
+        key: {"lodo_macro_f1": r["lodo"]["macro_f1"], "challenge_macro_f1": r.get("challenge", {}).get("macro_f1"),
+              "challenge_predicts_all_labels": set(r.get("challenge", {}).get("predicted_labels", [])) == set(LABELS),
+              "score": rule_score(r), "family": r["family"], "model": r["model"], "supplement": r["supplement"]}
+        for key, r in results.items() if r["family"] not in REFERENCE_FAMILIES
+    }
+
+    def best(families: set[str] | None, exclude: set[str]) -> str | None:
+        eligible = [(c["score"], k) for k, c in candidates.items() if c["score"] is not None
+                    and (families is None or c["family"] in families) and c["family"] not in exclude]
+        return max(eligible)[1] if eligible else None
+
+    baseline = best(BASELINE_FAMILIES, set())
+    transformer = best(None, BASELINE_FAMILIES)
+    scored = [(candidates[k]["score"], name) for k, name in ((baseline, "baseline"), (transformer, "transformer")) if k]
+    return {
+        "rule": "highest mean of seed-LODO macro-F1 and challenge macro-F1; models that never predict one of "
+                "the three labels on the challenge set are excluded",
+        "candidates": candidates,
+        "baseline": baseline,
+        "transformer": transformer,
+        "default": max(scored)[1] if scored else "baseline",
+    }
+
+
+def _selection_file() -> Path:
+    for grid in ("full", "main"):
+        path = results_path(grid) / "selection.json"
+        if path.exists():
+            return path
+    raise FileNotFoundError("no selection.json; run `stance evaluate` first")
+
+
+def train_shipped(which: str = "all", selection_path: Path | None = None) -> dict[str, float]:
+    """Train the models the selection rule chose and write ``models/DEFAULT``.
+
+    Uses the full grid's selection when it exists (committed), else the main grid's.
+    Returns training seconds per shipped model. Raises ``ValueError`` for an unknown ``which``.
+    """
+    if which not in {"all", "baseline", "transformer"}:
+        raise ValueError(f"which must be all, baseline or transformer, got {which!r}")
+    path = selection_path or _selection_file()
+    selection = json.loads(path.read_text())
+    metrics = json.loads((path.parent / "metrics.json").read_text())["results"]
+    seconds: dict[str, float] = {}
+    for name in ("baseline", "transformer"):
+        key = selection.get(name)
+        if which not in {"all", name} or key is None:
+            continue
+        chosen = metrics[key]
+        spec: ModelSpec = ALL_SPECS[chosen["model"]]
+        cv = {part: chosen[part] for part in ("lodo", "kfold", "challenge") if part in chosen}
+        cv["selected_by"] = {"rule": selection["rule"], "results": str(path.relative_to(paths.project_root())),
+                             "key": key}
+        print(f"training {name} = {key} ...", flush=True)
+        _, seconds[name] = train_and_save(spec, paths.models_dir() / name, chosen["supplement"], SEED, cv)
+        print(f"  {name} trained in {seconds[name]:.1f} s", flush=True)
+    (paths.models_dir() / "DEFAULT").write_text(selection["default"] + "\n")
+    return seconds
