@@ -17,7 +17,33 @@ from functools import lru_cache
 
 # Abbreviations after which a full stop does not end a sentence in these texts.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof hon rt st sen rep gov gen col sgt insp supt det e.g i.e etc vs no art para cf".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "hon",
+        "rt",
+        "st",
+        "sen",
+        "rep",
+        "gov",
+        "gen",
+        "col",
+        "sgt",
+        "insp",
+        "supt",
+        "det",
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "no",
+        "art",
+        "para",
+        "cf",
+    ]
 )
 _TRAILING_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.\W*$")
 # "11." opening a numbered question is a list marker, not a sentence.

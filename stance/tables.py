@@ -50,18 +50,18 @@ def results_markdown(payload: dict[str, Any]) -> str:
         ch = r.get("challenge", {})
         if "macro_f1" not in ch:
             continue
-        behaviour = r.get("behavioural", {}).get("overall_pass_rate")
+        behaviour = r.get("behavioural", {}).get("overall", {}).get("pass_rate")
         lines.append(
             f"| {key} | {ch['macro_f1']:.3f} | {_ci(ch, 'macro_f1_ci_sentences')} | {_f1s(ch)} | {ch['f_avg']:.3f} | "
             f"{'yes' if set(ch['predicted_labels']) == set(LABELS) else 'no'} | "
             f"{'' if behaviour is None else f'{behaviour:.2f}'} |"
         )
-    types = sorted({t for r in results.values() for t in r.get("behavioural", {}).get("per_type", {})})
+    types = sorted({t for r in results.values() for t in r.get("behavioural", {}).get("by_type", {})})
     if types:
         lines += ["", "## Behavioural suite: pass rate per test type", "",
                   "| model | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
         for key, r in results.items():
-            per_type = r.get("behavioural", {}).get("per_type", {})
+            per_type = r.get("behavioural", {}).get("by_type", {})
             lines.append(f"| {key} | " + " | ".join(
                 f"{per_type[t]['pass_rate']:.2f}" if t in per_type else "" for t in types) + " |")
     lines += ["", "## Paired comparison against the TF-IDF baseline (same folds, same setting)", "",
@@ -87,7 +87,7 @@ def results_markdown(payload: dict[str, Any]) -> str:
         challenge = c["challenge_macro_f1"]
         lines.append(f"| {key} | {c['lodo_macro_f1']:.3f} | {'' if challenge is None else f'{challenge:.3f}'} | "
                      f"{'yes' if c['challenge_predicts_all_labels'] else 'no'} | "
-                     f"{'excluded' if c['score'] is None else f'{c['score']:.3f}'} |")
+                     f"{'excluded' if c['score'] is None else format(c['score'], '.3f')} |")
     lines += ["", f"Shipped `baseline`: **{selection['baseline']}**; shipped `transformer`: "
               f"**{selection['transformer']}**; default model: **{selection['default']}**.", ""]
     return "\n".join(lines)

@@ -1,0 +1,46 @@
+# The single front door. `make all` and `make test` each create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup all data evaluate train score test test-fast experiments benchmark lint clean-results
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU wheel on local disk (a bare `torch` would pull a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,ray]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+## main job: build the dataset, evaluate (fast grid), train the chosen models, score the seeds
+all: setup data evaluate train score
+
+data: setup
+	$(BIN)/stance build-data
+
+evaluate: setup
+	$(BIN)/stance evaluate --grid main --repeats 3
+
+train: setup
+	$(BIN)/stance train all
+
+score: setup
+	$(BIN)/python experiments/score_seeds.py
+
+## the full experiment grid (every transformer variant; about an hour on 2 cores); results are committed
+experiments: setup
+	$(BIN)/stance evaluate --grid full --repeats 3
+
+benchmark: setup
+	$(BIN)/python benchmarks/run.py
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check stance tests experiments benchmarks

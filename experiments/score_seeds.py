@@ -1,0 +1,55 @@
+"""Score the five seeds in batch with the default model and put the generated tables in the README."""
+
+import json
+import re
+
+from stance import paths
+from stance.api import load, model_label
+from stance.io import read_articles, write_scores
+from stance.labels import LABELS
+
+MARK = "<!-- {name}:{edge} -->"
+
+
+def seed_summary_table(articles_path) -> str:
+    rows = [json.loads(line) for line in articles_path.read_text().splitlines()]
+    head = "| article | sentences | " + " | ".join(f"{label} (share)" for label in LABELS) + " | net stance | model |"
+    lines = [head, "|---|---|" + "---|" * len(LABELS) + "---|---|"]
+    for r in rows:
+        cells = " | ".join(f"{r[f'n_{label}']} ({r[f'share_{label}']:.0%})" for label in LABELS)
+        lines.append(f"| {r['doc_id']} | {r['n_sentences']} | {cells} | {r['net_stance']:+.2f} | {r['model']} |")
+    return "\n".join(lines) + "\n"
+
+
+def inject(readme_text: str, name: str, body: str) -> str:
+    start, end = MARK.format(name=name, edge="start"), MARK.format(name=name, edge="end")
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(readme_text):
+        return readme_text
+    return pattern.sub(lambda _: f"{start}\n{body}{end}", readme_text)
+
+
+def main() -> None:
+    out = paths.results_dir() / "seed_scores"
+    counts = write_scores(read_articles([paths.seeds_dir()]), load(), model_label(None), out, "jsonl", force=True)
+    table = seed_summary_table(out / "articles.jsonl")
+    (paths.results_dir() / "seed_summaries.md").write_text(table)
+    print(table)
+    print(f"{counts['articles']} articles, {counts['sentences']} sentences, {counts['errors']} errors -> {out}")
+    readme = paths.project_root() / "README.md"
+    text = readme.read_text()
+    text = inject(text, "seed-summaries", table)
+    grid = "full" if (paths.results_dir() / "full" / "results.md").exists() else "main"
+    results = (paths.results_dir() / grid / "results.md").read_text().split("\n", 2)[2]
+    text = inject(text, "results", results)
+    bench = paths.project_root() / "benchmarks" / "results" / "benchmark.md"
+    if bench.exists():
+        text = inject(text, "performance", bench.read_text())
+    ray = paths.project_root() / "benchmarks" / "results" / "ray.md"
+    if ray.exists():
+        text = inject(text, "ray", ray.read_text())
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

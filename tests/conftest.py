@@ -1,0 +1,18 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_baseline(tmp_path_factory) -> Path:
+    """A TF-IDF model trained on the seeds, saved to a temporary folder."""
+    from stance.data import seed_rows
+    from stance.models.tfidf import TfidfModel
+
+    rows = seed_rows()
+    model = TfidfModel(C=10.0).fit([r["text"] for r in rows], [r["label"] for r in rows])
+    return model.save(tmp_path_factory.mktemp("models") / "tiny-baseline")

@@ -1,0 +1,127 @@
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+import stance
+from stance.api import Prediction, predict, score_article
+from stance.cli import app
+from stance.io import read_articles, write_scores
+from stance.models import ModelNotFoundError
+
+runner = CliRunner()
+
+
+def test_labels_are_fixed():
+    assert stance.LABELS == ("pro-scanning", "pro-encryption", "neutral")
+
+
+def test_single_and_list_predictions(tiny_baseline):
+    one = predict("Encryption gives paedophiles a place to hide.", model=tiny_baseline)
+    assert isinstance(one, Prediction) and one.label in stance.LABELS
+    assert sum(one.scores.values()) == pytest.approx(1.0)
+    assert one.to_dict()["label"] == one.label
+    many = predict(iter(["Meta has been approached for comment.", "Encryption gives paedophiles a place to hide."]),
+                   model=tiny_baseline)
+    assert [p.label for p in many][1] == one.label
+    assert many[1].scores == pytest.approx(one.scores)
+
+
+def test_bad_input_raises_typed_errors_naming_the_position(tiny_baseline):
+    with pytest.raises(TypeError, match="position 1"):
+        predict(["fine", None], model=tiny_baseline)
+    with pytest.raises(TypeError):
+        predict(None, model=tiny_baseline)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty"):
+        predict("   ", model=tiny_baseline)
+    marked = predict(["fine", ""], model=tiny_baseline, errors="mark")
+    assert marked[0].error is None and marked[1].error and marked[1].label is None
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ModelNotFoundError, match="no-such-model"):
+        predict("text", model="no-such-model")
+
+
+def test_non_english_and_markup_still_get_a_prediction(tiny_baseline):
+    for text in ["Die Verschlüsselung schützt alle Nutzer.", "<div><p>Scanning &amp; privacy</p></div>"]:
+        assert predict(text, model=tiny_baseline).label in stance.LABELS
+
+
+def test_score_article_summary(tiny_baseline):
+    text = ("Encryption will give paedophiles a place to hide, the charity warned.\n"
+            "Meta has been approached for comment.\nThe vote is on Tuesday.")
+    result = score_article(text, model=tiny_baseline)
+    assert len(result.sentences) == 3
+    for s in result.sentences:
+        assert text[s["start"]:s["end"]] == s["text"]
+    summary = result.summary
+    assert summary["n_sentences"] == 3
+    assert sum(summary[f"n_{label}"] for label in stance.LABELS) == 3
+    assert -1.0 <= summary["net_stance"] <= 1.0
+    scanning, encryption = summary["n_pro-scanning"], summary["n_pro-encryption"]
+    expected = 0.0 if scanning + encryption == 0 else (encryption - scanning) / (encryption + scanning)
+    assert summary["net_stance"] == pytest.approx(expected)
+    assert all(t["p"] >= 0 for t in summary["top_pro-scanning"])
+
+
+def test_batch_scoring_keeps_going_past_a_bad_file(tiny_baseline, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_good.txt").write_text("Encryption protects everyone.\nThe vote is on Tuesday.", encoding="utf-8")
+    (folder / "b_binary.txt").write_bytes(b"\x89PNG\x00\xff\xfe binary")
+    counts = write_scores(read_articles([folder]), stance.load(tiny_baseline), "tiny", tmp_path / "out")
+    assert counts == {"articles": 2, "sentences": 2, "errors": 1}
+    articles = [json.loads(line) for line in (tmp_path / "out" / "articles.jsonl").read_text().splitlines()]
+    assert [a["doc_id"] for a in articles] == ["a_good.txt", "b_binary.txt"]
+    assert articles[0]["error"] is None and "UTF-8" in articles[1]["error"]
+
+
+def test_jsonl_and_csv_inputs_with_bad_rows(tiny_baseline, tmp_path):
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": "x1", "text": "Encryption protects everyone."}\nnot json\n{"id": "x3"}\n', "utf-8")
+    csv_file = tmp_path / "in.csv"
+    csv_file.write_text("id,body\nc1,Scanning is surveillance.\n", "utf-8")
+    rows = list(read_articles([jsonl]))
+    assert [r.doc_id for r in rows] == ["x1", "in.jsonl:2", "x3"]
+    assert rows[0].error is None and "JSON" in rows[1].error and "no text" in rows[2].error
+    assert [r.text for r in read_articles([csv_file], text_field="body")] == ["Scanning is surveillance."]
+
+
+def test_cli_score_refuses_to_overwrite_and_reports_failures(tiny_baseline, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Encryption protects everyone.", encoding="utf-8")
+    (folder / "bad.txt").write_bytes(b"\xff\xfe\x00\x00")
+    out = tmp_path / "out"
+    args = ["score", str(folder), "--out", str(out), "--model", str(tiny_baseline), "--format", "csv"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 1, first.output
+    assert (out / "sentences.csv").read_text().count("\n") == 2  # header + one sentence
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--force" in again.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 1
+
+
+def test_cli_predict_from_arguments_and_stdin(tiny_baseline):
+    result = runner.invoke(app, ["predict", "--model", str(tiny_baseline), "--json", "Encryption protects everyone."])
+    assert result.exit_code == 0
+    row = json.loads(result.output.splitlines()[0])
+    assert row["label"] in stance.LABELS and math.isclose(sum(row["scores"].values()), 1.0)
+    piped = runner.invoke(app, ["predict", "--model", str(tiny_baseline)], input="one line\n\nsecond line\n")
+    assert piped.exit_code == 0 and len(piped.output.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["predict", "score", "report", "train", "evaluate", "build-data"])
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, stance; print(any(m in sys.modules for m in ('torch', 'transformers', 'ray', 'sklearn')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

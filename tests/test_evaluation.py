@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+
+from stance.data import seed_rows, supplement_rows
+from stance.evaluation import (
+    Fold,
+    FoldLeakError,
+    ModelSpec,
+    bootstrap_ci,
+    check_folds,
+    compute_metrics,
+    cross_validate,
+    group_kfold_folds,
+    lodo_folds,
+    paired_comparison,
+    tune,
+)
+from stance.labels import LABEL_TO_ID, LABELS
+from stance.models import FAMILIES
+from stance.models.reference import KeywordRuleModel, MajorityModel
+
+
+@pytest.fixture(scope="module")
+def seeds():
+    rows = seed_rows()
+    return ([r["text"] for r in rows], [r["label"] for r in rows], np.array([r["doc"] for r in rows]),
+            np.array([r["group"] for r in rows]))
+
+
+def test_lodo_never_splits_a_document_or_a_group(seeds):
+    _, _, docs, groups = seeds
+    folds = lodo_folds(docs, groups)
+    assert len(folds) == 5
+    check_folds(folds, groups, docs)
+    # a held-out document's near-duplicates in other documents are dropped from training
+    purged = sum(len(docs) - len(f.train) - len(f.test) for f in folds)
+    assert purged > 0
+
+
+def test_repeated_group_kfold_never_splits_a_group(seeds):
+    _, labels, _, groups = seeds
+    for repeat in range(3):
+        folds = group_kfold_folds(labels, groups, 5, repeat, seed=13)
+        check_folds(folds, groups)
+        tested = np.sort(np.concatenate([f.test for f in folds]))
+        assert (tested == np.arange(len(labels))).all()
+
+
+def test_a_leaky_fold_is_caught(seeds):
+    _, _, docs, groups = seeds
+    shared = np.flatnonzero(groups == groups[0])
+    assert len(shared) >= 2
+    leaky = Fold("leaky", np.array([shared[0]]), np.array([shared[1]]))
+    with pytest.raises(FoldLeakError):
+        check_folds([leaky], groups)
+
+
+class SpyModel(MajorityModel):
+    """Records every text it is trained on, to prove what tuning saw."""
+
+    family = "spy"
+    seen: list[str] = []
+
+    def __init__(self, seed: int = 0, C: float = 1.0) -> None:
+        super().__init__(seed)
+        self.C = C
+
+    def fit(self, texts, labels):
+        SpyModel.seen.extend(texts)
+        return super().fit(texts, labels)
+
+
+def test_tuning_never_sees_the_outer_test_fold(seeds, monkeypatch):
+    texts, labels, docs, groups = seeds
+    monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
+    spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]})
+    extra = supplement_rows()[:20]
+    extra_pair = ([r["text"] for r in extra], [r["label"] for r in extra])
+    folds = lodo_folds(docs, groups)
+    for fold in folds:
+        SpyModel.seen = []
+        _, seen_rows = tune(spec, texts, labels, docs, groups, fold.train, extra_pair, "lodo", 0)
+        assert seen_rows and not set(seen_rows) & set(fold.test.tolist())
+        # every fit during tuning trained only on outer-training rows and the supplement
+        allowed = {texts[i] for i in fold.train} | set(extra_pair[0])
+        assert set(SpyModel.seen) <= allowed
+        assert not set(SpyModel.seen) & ({texts[i] for i in fold.test} - allowed)
+    run = cross_validate(spec, texts, labels, docs, groups, folds, *extra_pair)
+    for fold in folds:
+        assert not set(run.tuning_rows[fold.name]) & set(fold.test.tolist())
+
+
+def test_metrics_on_a_known_case():
+    y = np.array([0, 0, 1, 2, 2, 2])
+    proba = np.eye(3)[[0, 1, 1, 2, 2, 0]]
+    m = compute_metrics(y, proba)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class"]["pro-scanning"]["f1"] == pytest.approx(2 * 0.5 * 0.5 / 1.0)
+    assert m["per_class"]["pro-encryption"]["f1"] == pytest.approx(2 / 3)
+    assert m["f_avg"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert m["ece"] == pytest.approx(abs(4 / 6 - 1.0))
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_documents_widen_it():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    pred = np.where(rng.random(200) < 0.7, y, rng.integers(0, 3, 200))
+    docs = np.repeat(np.arange(5), 40)
+    low, high = bootstrap_ci(y, [pred], None, 300, 0)
+    dlow, dhigh = bootstrap_ci(y, [pred], docs, 300, 0)
+    from stance.evaluation import macro_f1
+
+    assert low <= macro_f1(y, pred) <= high
+    assert high - low > 0 and dhigh - dlow > 0
+
+
+def test_paired_comparison_sees_a_real_difference():
+    y = np.array([LABEL_TO_ID[label] for label in LABELS * 40])
+    perfect, wrong = y.copy(), (y + 1) % 3
+    result = paired_comparison(y, [perfect], [wrong], n_boot=200)
+    assert result["difference"] == pytest.approx(1.0)
+    assert result["p_not_better"] == 0.0
+
+
+def test_keyword_rule_is_frozen_and_meets_the_contract():
+    model = KeywordRuleModel().fit(["x"], ["neutral"])
+    assert model.predict(["Facebook is a safe haven for paedophiles", "Scanning is mass surveillance",
+                          "The vote is on Tuesday"]) == ["pro-scanning", "pro-encryption", "neutral"]
+    assert model.predict_proba(["a", "b"]).sum(axis=1) == pytest.approx([1.0, 1.0])
