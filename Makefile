@@ -24,7 +24,7 @@ data: setup
 	$(BIN)/stance build-data
 
 evaluate: setup
-	$(BIN)/stance evaluate --grid main --repeats 3
+	$(BIN)/stance evaluate --grid main --repeats 2
 
 train: setup
 	$(BIN)/stance train all
