@@ -56,7 +56,10 @@ class TfidfModel(StanceModel):
             ]
         )
         if self.classifier == "logreg":
-            head = LogisticRegression(C=self.C, class_weight="balanced", max_iter=5000, random_state=self.seed)
+            # newton-cg: same optimum as lbfgs on these sparse features, about 6x faster here
+            head = LogisticRegression(
+                C=self.C, class_weight="balanced", solver="newton-cg", max_iter=1000, random_state=self.seed
+            )
         else:
             head = LinearSVC(C=self.C, class_weight="balanced", random_state=self.seed)
         return Pipeline([("features", features), ("classifier", head)])
