@@ -56,6 +56,7 @@ def run(articles: int, model: str, actor_counts: list[int]) -> dict[str, Any]:
     from stance.distributed import score_files
     from stance.io import read_articles, write_scores
 
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     corpus = write_jsonl(work / "corpus.jsonl", generated_records(articles))
     tiny = write_jsonl(work / "tiny.jsonl", generated_records(5, seed=1))
@@ -102,6 +103,7 @@ def run(articles: int, model: str, actor_counts: list[int]) -> dict[str, Any]:
         "ray_version": ray.__version__,
         "python": platform.python_version(),
         "ray_init_seconds": init_seconds,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "runs": rows,
     }
 
@@ -125,7 +127,9 @@ def markdown(result: dict[str, Any]) -> str:
         "Single process: `write_scores` with the model already loaded; its fixed cost is loading the model.",
         "Ray: `score_files` on a running Ray, reading, actor start-up (each actor loads the model), scoring and "
         "writing included; its fixed cost is the time of a five-article run. "
-        f"Starting Ray itself took {result['ray_init_seconds']:.1f} s more.",
+        f"Starting Ray itself took {result['ray_init_seconds']:.1f} s more. One-minute load average before and "
+        f"after: {result['load_average_1min'][0]} and {result['load_average_1min'][1]} (other work on the "
+        "machine takes CPUs from every engine alike).",
         "",
     ]
     return "\n".join(lines)
