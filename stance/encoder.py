@@ -324,3 +324,26 @@ def progress(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+def save_hf(model: Any, tokenizer: Any, target: Path) -> str:
+    """Save a Hugging Face model and tokenizer to ``target``; return the weights' sha256."""
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return file_sha256(target / WEIGHTS_FILE)
+
+
+def load_hf(target: Path, recorded_sha256: str | None, auto_class: str) -> tuple[Any, Any]:
+    """Tokenizer and model (``transformers.<auto_class>``, in eval mode) from ``target``.
+
+    Raises ``ValueError`` when the weights' sha256 differs from ``recorded_sha256``.
+    """
+    if recorded_sha256 is not None and file_sha256(target / WEIGHTS_FILE) != recorded_sha256:
+        raise ValueError(f"{target / WEIGHTS_FILE} does not match the sha256 in its config.json")
+    quiet_transformers()
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(target)
+    model = getattr(transformers, auto_class).from_pretrained(target)
+    model.eval()
+    return tokenizer, model

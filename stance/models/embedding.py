@@ -270,25 +270,15 @@ class SetFitModel(StanceModel):
         return self.head_.predict_proba(self._embed(texts))
 
     def _save(self, folder: Path) -> None:
-        target = folder / ENCODER_DIR
-        self.encoder_.save_pretrained(target)
-        self.tokenizer_.save_pretrained(target)
         self.head_.save(folder / HEAD_FILE)
         # written into config.json by the base class after this returns
-        self.metadata["tuned_weights_sha256"] = encoder.file_sha256(target / encoder.WEIGHTS_FILE)
+        self.metadata["tuned_weights_sha256"] = encoder.save_hf(self.encoder_, self.tokenizer_, folder / ENCODER_DIR)
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> SetFitModel:
-        target = folder / ENCODER_DIR
-        recorded = config.get("tuned_weights_sha256")
-        if recorded is not None and encoder.file_sha256(target / encoder.WEIGHTS_FILE) != recorded:
-            raise ValueError(f"{target / encoder.WEIGHTS_FILE} does not match the sha256 in its config.json")
-        encoder.quiet_transformers()
-        from transformers import AutoModel, AutoTokenizer
-
         model = cls(**config["params"])
-        model.tokenizer_ = AutoTokenizer.from_pretrained(target)
-        model.encoder_ = AutoModel.from_pretrained(target)
-        model.encoder_.eval()
+        model.tokenizer_, model.encoder_ = encoder.load_hf(
+            folder / ENCODER_DIR, config.get("tuned_weights_sha256"), "AutoModel"
+        )
         model.head_ = LogisticHead.load(folder / HEAD_FILE)
         return model

@@ -164,25 +164,15 @@ class TransformerModel(StanceModel):
         return proba / counts[:, None]
 
     def _save(self, folder: Path) -> None:
-        target = folder / HF_DIR
-        self.model_.save_pretrained(target)
-        self.tokenizer_.save_pretrained(target)
         # written into config.json by the base class after this returns
         self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
-        self.metadata["hf_weights_sha256"] = encoder.file_sha256(target / encoder.WEIGHTS_FILE)
+        self.metadata["hf_weights_sha256"] = encoder.save_hf(self.model_, self.tokenizer_, folder / HF_DIR)
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> TransformerModel:
-        target = folder / HF_DIR
-        recorded = config.get("hf_weights_sha256")
-        if recorded is not None and encoder.file_sha256(target / encoder.WEIGHTS_FILE) != recorded:
-            raise ValueError(f"{target / encoder.WEIGHTS_FILE} does not match the sha256 in its config.json")
-        encoder.quiet_transformers()
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         model = cls(**config["params"])
-        model.tokenizer_ = AutoTokenizer.from_pretrained(target)
-        model.model_ = AutoModelForSequenceClassification.from_pretrained(target)
-        model.model_.eval()
+        model.tokenizer_, model.model_ = encoder.load_hf(
+            folder / HF_DIR, config.get("hf_weights_sha256"), "AutoModelForSequenceClassification"
+        )
         model.present_ = [LABEL_TO_ID[label] for label in config.get("present_classes", LABELS)]
         return model
