@@ -74,25 +74,25 @@ def score(
     """
     from stance.api import load, model_label
 
-    if engine is Engine.ray:
-        from stance.distributed import score_files
+    try:
+        if engine is Engine.ray:
+            from stance.distributed import score_files
 
-        counts = score_files(inputs, out, model=model, fmt=fmt.value, text_field=text_field, id_field=id_field,
-                             batch_size=batch_size, actors=actors, address=address, force=force)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            counts = score_files(inputs, out, model=model, fmt=fmt.value, text_field=text_field, id_field=id_field,
+                                 batch_size=batch_size, actors=actors, address=address, force=force)
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from stance.io import read_articles, write_scores
+            from stance.io import read_articles, write_scores
 
-        try:
             with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           transient=True, console=None) as bar:
                 task = bar.add_task("articles", total=None)
                 counts = write_scores(read_articles(inputs, text_field, id_field), load(model), model_label(model),
                                       out, fmt.value, force, progress=lambda: bar.advance(task))
-        except FileExistsError as problem:
-            typer.echo(f"error: {problem}", err=True)
-            raise typer.Exit(2) from problem
+    except FileExistsError as problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from problem
     typer.echo(f"{counts['articles']} articles, {counts['sentences']} sentences, {counts['errors']} errors -> {out}",
                err=True)
     if counts["errors"]:

@@ -34,12 +34,18 @@ class Fold:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model family with fixed params and an optional grid tuned by nested CV."""
+    """A named model family with fixed params and an optional grid tuned by nested CV.
+
+    ``seeds_per_fold``: how many training seeds every leave-one-document-out fold is run with
+    (mean and spread are reported); ``max_repeats`` caps the k-fold repeats of a costly model.
+    """
 
     name: str
     family: str
     params: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds_per_fold: int = 1
+    max_repeats: int | None = None
 
     def build(self, seed: int, **overrides: Any) -> StanceModel:
         return model_class(self.family)(**{**self.params, **overrides, "seed": seed})

@@ -9,9 +9,12 @@ as ``transformer``, and the better of those two becomes the default model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from stance import paths
 from stance.evaluation import ModelSpec
@@ -56,9 +59,7 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
     for supplement in (False, True):
         for spec in GRIDS[grid]:
             key = run_key(spec.name, supplement)
-            print(f"evaluating {key} ...", flush=True)
-            results[key], oofs[key] = evaluate_spec(spec, supplement, repeats=repeats, seed=SEED, n_boot=n_boot)
-            print(f"  done in {results[key]['seconds']} s", flush=True)
+            results[key], oofs[key] = _evaluate_or_resume(spec, supplement, repeats, n_boot, out / "runs")
     for key, result in results.items():
         baseline = run_key("tfidf-logreg", result["supplement"])
         if result["family"] not in REFERENCE_FAMILIES and key != baseline:
@@ -74,6 +75,43 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
     table = results_markdown(payload)
     (out / "results.md").write_text(table)
     return table
+
+
+def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -> str:
+    """Identifies one setting's evaluation: spec, protocol sizes, seed and every labelled row."""
+    from dataclasses import asdict
+
+    from stance.data import challenge_rows, data_hash, seed_rows, supplement_rows
+
+    rows = seed_rows() + supplement_rows() + challenge_rows()
+    setting = json.dumps({"spec": asdict(spec), "supplement": supplement, "repeats": repeats, "bootstrap": n_boot,
+                          "seed": SEED, "data": data_hash([r["text"] for r in rows], [r["label"] for r in rows])},
+                         sort_keys=True)
+    return hashlib.sha256(setting.encode()).hexdigest()
+
+
+def _evaluate_or_resume(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int,
+                        runs_dir: Path) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """Evaluate one setting, or reuse its saved run when nothing it depends on has changed.
+
+    A long grid killed half-way (a session limit, a crash) then restarts where it stopped.
+    """
+    key = run_key(spec.name, supplement)
+    fingerprint = _fingerprint(spec, supplement, repeats, n_boot)
+    saved = runs_dir / f"{key}.json"
+    if saved.exists():
+        run = json.loads(saved.read_text())
+        if run.get("fingerprint") == fingerprint:
+            print(f"reusing {key} from {saved}", flush=True)
+            return run["result"], {part: [np.asarray(p) for p in preds] for part, preds in run["oof"].items()}
+    print(f"evaluating {key} ...", flush=True)
+    result, oof = evaluate_spec(spec, supplement, repeats=repeats, seed=SEED, n_boot=n_boot)
+    print(f"  done in {result['seconds']} s", flush=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    run = {"fingerprint": fingerprint, "result": result,
+           "oof": {part: [p.tolist() for p in preds] for part, preds in oof.items()}}
+    saved.write_text(json.dumps(run, default=float) + "\n")
+    return result, oof
 
 
 def rule_score(result: dict[str, Any]) -> float | None:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,33 @@ def test_keyword_rule_is_frozen_and_meets_the_contract():
     assert model.predict(["Facebook is a safe haven for paedophiles", "Scanning is mass surveillance",
                           "The vote is on Tuesday"]) == ["pro-scanning", "pro-encryption", "neutral"]
     assert model.predict_proba(["a", "b"]).sum(axis=1) == pytest.approx([1.0, 1.0])
+
+
+def test_several_training_seeds_per_fold_and_capped_repeats():
+    from stance.experiment import evaluate_spec
+
+    spec = ModelSpec("random", "stratified-random", seeds_per_fold=3, max_repeats=2)
+    result, oof = evaluate_spec(spec, include_supplement=False, repeats=5, n_boot=20, challenge=False)
+    assert result["lodo"]["repeats"] == 3 and len(oof["lodo"]) == 3
+    assert result["kfold"]["repeats"] == 2 and len(oof["kfold"]) == 2
+    # different training seeds give different random guesses, so the spread is real
+    assert result["lodo"]["macro_f1_sd_over_repeats"] > 0
+    assert not np.array_equal(oof["lodo"][0], oof["lodo"][1])
+
+
+def test_grid_settings_resume_only_when_nothing_changed(tmp_path, monkeypatch):
+    from stance import pipeline
+
+    spec = ModelSpec("majority", "majority")
+    first, first_oof = pipeline._evaluate_or_resume(spec, False, 1, 20, tmp_path)
+    assert (tmp_path / "majority.json").exists()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a saved, unchanged setting was evaluated again")
+
+    monkeypatch.setattr(pipeline, "evaluate_spec", must_not_run)
+    again, again_oof = pipeline._evaluate_or_resume(spec, False, 1, 20, tmp_path)
+    assert again["lodo"] == json.loads(json.dumps(first["lodo"], default=float))
+    assert [p.tolist() for p in again_oof["lodo"]] == [p.tolist() for p in first_oof["lodo"]]
+    with pytest.raises(AssertionError, match="evaluated again"):
+        pipeline._evaluate_or_resume(spec, False, 2, 20, tmp_path)  # more repeats: a new setting
