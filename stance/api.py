@@ -59,13 +59,25 @@ def _load_cached(path: Path) -> StanceModel:
     return load_model(path)
 
 
-def load(name_or_path: str | Path | None = None) -> StanceModel:
+@lru_cache(maxsize=4)
+def _load_quantized(path: Path) -> StanceModel:
+    model = _load_cached(path)
+    make_int8 = getattr(model, "quantized", None)
+    if make_int8 is None:
+        raise ValueError(f"{path} holds a {model.family!r} model; only transformer models can be quantised")
+    return make_int8()
+
+
+def load(name_or_path: str | Path | None = None, quantize: bool = False) -> StanceModel:
     """The model ``"baseline"``, ``"transformer"``, a saved-model folder, or the default (``None``).
 
-    Loaded once and cached. Raises :class:`~stance.models.ModelNotFoundError` naming the
-    command that builds a missing model.
+    Loaded once and cached. ``quantize=True`` gives an int8 dynamically quantised copy of a
+    transformer model (opt-in; see the README's Performance section for its speed and macro-F1
+    cost) and raises ``ValueError`` for other families. Raises
+    :class:`~stance.models.ModelNotFoundError` naming the command that builds a missing model.
     """
-    return _load_cached(_resolve(name_or_path).resolve())
+    path = _resolve(name_or_path).resolve()
+    return _load_quantized(path) if quantize else _load_cached(path)
 
 
 def model_label(name_or_path: str | Path | None) -> str:
@@ -83,7 +95,7 @@ def _check_text(text: object, position: int | None) -> str:
 
 
 def predict_texts(
-    texts: list[str], model: str | Path | None = None, errors: str = "raise"
+    texts: list[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False
 ) -> list[Prediction]:
     """Predict a list; ``errors="mark"`` turns bad items into error predictions instead of raising."""
     if errors not in {"raise", "mark"}:
@@ -99,7 +111,7 @@ def predict_texts(
             if errors == "raise":
                 raise
             failures[position] = str(problem)
-    proba = load(model).predict_proba([texts[i] for i in good]) if good else np.zeros((0, len(LABELS)))
+    proba = load(model, quantize).predict_proba([texts[i] for i in good]) if good else np.zeros((0, len(LABELS)))
     rows = {i: proba[k] for k, i in enumerate(good)}
     out = []
     for position in range(len(texts)):
@@ -112,7 +124,7 @@ def predict_texts(
 
 
 def predict(
-    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise"
+    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False
 ) -> Prediction | list[Prediction]:
     """Stance of one text (a ``str`` -> one :class:`Prediction`) or of many (-> a list, same order).
 
@@ -121,12 +133,13 @@ def predict(
     non-string item, ``ValueError`` for empty text, :class:`~stance.models.ModelNotFoundError`
     for a missing model. With ``errors="mark"``, bad items in a list become predictions with
     ``error`` set instead. Long text is never truncated: the transformer scores it in chunks.
+    ``quantize=True`` uses the int8 copy of a transformer model (see :func:`load`).
     """
     if isinstance(text, str):
-        return predict_texts([_check_text(text, None)], model)[0]
+        return predict_texts([_check_text(text, None)], model, quantize=quantize)[0]
     if text is None or not isinstance(text, Iterable):
         raise TypeError(f"predict() needs a str or an iterable of str, got {type(text).__name__}")
-    return predict_texts(list(text), model, errors)
+    return predict_texts(list(text), model, errors, quantize)
 
 
 @dataclass

@@ -17,6 +17,7 @@ EXIT_PARTIAL = 1  # some inputs failed; every other input was scored
 class Format(str, Enum):
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"
 
 
 class Engine(str, Enum):

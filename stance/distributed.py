@@ -38,9 +38,11 @@ import numpy as np
 
 from stance.io import (
     ARTICLE_COLUMNS,
+    FORMATS,
     SENTENCE_COLUMNS,
     Article,
     RowWriter,
+    arrow_type,
     article_row,
     error_article_row,
     output_paths,
@@ -54,7 +56,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import ray.data
 
-FORMATS = ("jsonl", "csv", "parquet")
 ARTICLES_PER_BATCH = 64  # articles per Ray batch (as in stance.io.score_stream)
 
 SEQ = "_seq"  # an article's position in the input (from 0)
@@ -83,11 +84,7 @@ def _arrow_type(column: str) -> pa.DataType:
         return pa.int64()
     if column == KIND:
         return pa.bool_()
-    if column in {"sentence_index", "start", "end", "n_sentences"} or column in {f"n_{x}" for x in LABELS}:
-        return pa.int64()
-    if column.startswith(("p_", "share_", "mean_p_")) or column == "net_stance":
-        return pa.float64()
-    return pa.string()
+    return arrow_type(column)
 
 
 def _schema(columns: list[str]) -> pa.Schema:

@@ -159,26 +159,64 @@ def error_article_row(article: Article, model_name: str, error: str) -> dict[str
     return row
 
 
+def arrow_type(column: str) -> Any:
+    """The Arrow type of an output column (counts and offsets int64, probabilities float64)."""
+    import pyarrow as pa
+
+    if column in {"sentence_index", "start", "end", "n_sentences"} or column in {f"n_{x}" for x in LABELS}:
+        return pa.int64()
+    if column.startswith(("p_", "share_", "mean_p_")) or column == "net_stance":
+        return pa.float64()
+    return pa.string()
+
+
+FORMATS = ("jsonl", "csv", "parquet")
+PARQUET_ROWS_PER_GROUP = 10_000  # rows buffered before a Parquet row group is written: memory stays flat
+
+
 class RowWriter:
-    """Writes rows with fixed columns to a JSONL or CSV file, one at a time."""
+    """Writes rows with fixed columns to a JSONL, CSV or Parquet file, as they come."""
 
     def __init__(self, path: Path, columns: list[str], fmt: str) -> None:
-        if fmt not in {"jsonl", "csv"}:
-            raise ValueError(f"format must be 'jsonl' or 'csv', got {fmt!r}")
-        self.columns, self.fmt = columns, fmt
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        self.columns, self.fmt, self.path = columns, fmt, path
+        self.buffer: list[dict[str, Any]] = []
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self.schema = pa.schema([(c, arrow_type(c)) for c in columns])
+            self.parquet = pq.ParquetWriter(path, self.schema)
+            return
         self.handle: TextIO = path.open("w", encoding="utf-8", newline="")
         if fmt == "csv":
             self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore")
             self.writer.writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
-        if self.fmt == "csv":
+        if self.fmt == "parquet":
+            self.buffer.append({c: row.get(c) for c in self.columns})
+            if len(self.buffer) >= PARQUET_ROWS_PER_GROUP:
+                self._flush()
+        elif self.fmt == "csv":
             self.writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in self.columns})
         else:
             self.handle.write(json.dumps({c: row.get(c) for c in self.columns}, ensure_ascii=False) + "\n")
 
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.buffer:
+            self.parquet.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema))
+            self.buffer = []
+
     def close(self) -> None:
-        self.handle.close()
+        if self.fmt == "parquet":
+            self._flush()
+            self.parquet.close()
+        else:
+            self.handle.close()
 
 
 def output_paths(out_dir: Path, fmt: str) -> tuple[Path, Path]:

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 import stance
+from stance import paths
 from stance.api import Prediction, predict, score_article
 from stance.cli import app
 from stance.io import read_articles, write_scores
@@ -102,6 +103,24 @@ def test_cli_score_refuses_to_overwrite_and_reports_failures(tiny_baseline, tmp_
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--force" in again.output
     assert runner.invoke(app, [*args, "--force"]).exit_code == 1
+
+
+def test_parquet_output_holds_the_same_rows_as_jsonl(tiny_baseline, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from stance import io
+
+    monkeypatch.setattr(io, "PARQUET_ROWS_PER_GROUP", 3)  # several row groups from the seeds
+    for fmt in ("jsonl", "parquet"):
+        result = runner.invoke(app, ["score", str(paths.seeds_dir()), "--out", str(tmp_path / fmt), "--model", str(tiny_baseline),
+                                     "--format", fmt])
+        assert result.exit_code == 0, result.output
+    for name in ("sentences", "articles"):
+        table = pq.read_table(tmp_path / "parquet" / f"{name}.parquet")
+        lines = (tmp_path / "jsonl" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        assert table.to_pylist() == [json.loads(line) for line in lines]
+    assert pq.ParquetFile(tmp_path / "parquet" / "sentences.parquet").metadata.num_row_groups > 1
+    assert pq.read_schema(tmp_path / "parquet" / "sentences.parquet").field("start").type == "int64"
 
 
 def test_cli_predict_from_arguments_and_stdin(tiny_baseline):

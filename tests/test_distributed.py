@@ -220,3 +220,5 @@ def test_cli_exit_codes(tmp_path, model):
                                   "--model", model])
     assert partial.exit_code == 1, partial.output
     assert f"{MALFORMED_ERRORS} errors" in partial.output
+    again = runner.invoke(app, ["score", str(good), "--out", str(tmp_path / "ok"), "--engine", "ray", "--model", model])
+    assert again.exit_code == 2 and "--force" in again.output  # a usage error, like the local engine

@@ -12,7 +12,9 @@ averaged). The saved model keeps the Hugging Face files (``model.safetensors``, 
 
 from __future__ import annotations
 
+import copy
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,8 @@ class TransformerModel(StanceModel):
         self.weight_decay = weight_decay
         # how many chunks each text of the last predict_proba call was split into
         self.last_chunk_counts_: np.ndarray = np.zeros(0, dtype=int)
+        # True on a copy made by quantized(): int8 Linear layers, for inference only
+        self.quantized_ = False
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class TransformerModel(StanceModel):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         folder = encoder.packaged_model_dir()
+        self.quantized_ = False
         self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
         # the new head's initial weights come from the seeded torch generator
         self.model_ = AutoModelForSequenceClassification.from_pretrained(
@@ -163,7 +168,31 @@ class TransformerModel(StanceModel):
         self.last_chunk_counts_ = counts
         return proba / counts[:, None]
 
+    def quantized(self) -> TransformerModel:
+        """A copy whose ``Linear`` layers use int8 dynamic quantisation (this model stays fp32).
+
+        Weights are stored as int8 and activations are quantised per batch on the fly
+        (``torch.ao.quantization.quantize_dynamic``); embeddings, LayerNorm and softmax stay
+        fp32. Opt-in: ``benchmarks/quantisation.py`` measures its macro-F1 cost. The copy can
+        predict but not be saved (a saved model is always the fp32 weights).
+        """
+        import torch
+        from torch.ao.quantization import quantize_dynamic
+
+        twin = copy.copy(self)
+        with warnings.catch_warnings():
+            # torch 2.13 flags its quantised tensor types as deprecated; the kernels still work
+            warnings.simplefilter("ignore", UserWarning)
+            # inplace=False deep-copies the network, so the fp32 original keeps predicting as before
+            twin.model_ = quantize_dynamic(self.model_, {torch.nn.Linear}, dtype=torch.qint8)
+        twin.model_.eval()
+        twin.quantized_ = True
+        twin.metadata = {**self.metadata, "quantized": "int8-dynamic"}
+        return twin
+
     def _save(self, folder: Path) -> None:
+        if self.quantized_:
+            raise ValueError("a quantised copy cannot be saved; save the fp32 model it was made from")
         # written into config.json by the base class after this returns
         self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
         self.metadata["hf_weights_sha256"] = encoder.save_hf(self.model_, self.tokenizer_, folder / HF_DIR)
