@@ -21,20 +21,20 @@ setup: $(BIN)/.installed
 all: setup data evaluate train score
 
 data: setup
-	$(BIN)/stance build-data
+	$(BIN)/python experiments/build_dataset.py
 
 evaluate: setup
-	$(BIN)/stance evaluate --grid main --repeats 2
+	$(BIN)/python experiments/evaluate.py --grid main --repeats 2
 
 train: setup
-	$(BIN)/stance train all
+	$(BIN)/python experiments/train.py all
 
 score: setup
 	$(BIN)/python experiments/score_seeds.py
 
 ## the full experiment grid (every transformer variant; about an hour on 2 cores); results are committed
 experiments: setup
-	$(BIN)/stance evaluate --grid full --repeats 3
+	$(BIN)/python experiments/evaluate.py --grid full --repeats 3
 
 benchmark: setup
 	$(BIN)/python benchmarks/run.py

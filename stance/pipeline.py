@@ -27,6 +27,7 @@ from stance.experiment import (
     evaluate_spec,
     paired_against,
     results_path,
+    top_features_markdown,
     train_and_save,
 )
 from stance.labels import LABELS
@@ -179,7 +180,9 @@ def train_shipped(which: str = "all", selection_path: Path | None = None) -> dic
         cv["selected_by"] = {"rule": selection["rule"], "results": str(path.relative_to(paths.project_root())),
                              "key": key}
         print(f"training {name} = {key} ...", flush=True)
-        _, seconds[name] = train_and_save(spec, paths.models_dir() / name, chosen["supplement"], SEED, cv)
+        model, seconds[name] = train_and_save(spec, paths.models_dir() / name, chosen["supplement"], SEED, cv)
+        if hasattr(model, "top_features"):
+            results_path(f"top_ngrams_{name}.md").write_text(top_features_markdown(name, model.top_features()))
         print(f"  {name} trained in {seconds[name]:.1f} s", flush=True)
     (paths.models_dir() / "DEFAULT").write_text(selection["default"] + "\n")
     return seconds

@@ -39,3 +39,19 @@ def test_bad_input_is_refused():
 def test_missing_model_names_the_command(tmp_path):
     with pytest.raises(ModelNotFoundError, match="make all"):
         load_model(tmp_path / "nothing-here")
+
+
+def test_top_ngrams_show_what_the_baseline_learned():
+    from stance.experiment import top_features_markdown
+
+    model = TfidfModel(C=10.0, seed=0).fit(
+        ["scanning finds abusers", "scanning catches abusers", "encryption protects privacy",
+         "encryption keeps privacy", "the vote is on Tuesday", "the debate is on Monday"],
+        ["pro-scanning", "pro-scanning", "pro-encryption", "pro-encryption", "neutral", "neutral"])
+    top = model.top_features(k=5)
+    assert set(top) == {"pro-scanning", "pro-encryption", "neutral"}
+    assert any("abusers" in name for name, _ in top["pro-scanning"])
+    assert any("privacy" in name for name, _ in top["pro-encryption"])
+    assert all(weight > 0 for name, weight in top["pro-encryption"][:3])
+    table = top_features_markdown("baseline", top)
+    assert table.count("\n| ") == 1 + 5  # header + one row per rank
