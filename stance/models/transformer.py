@@ -26,6 +26,11 @@ from stance.labels import LABEL_TO_ID, LABELS
 from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
 
 HF_DIR = "hf"
+# Padded tokens per prediction batch (at most 256 sentences): on 2 shared cores, 4-8k-token batches
+# ran 1.4-2x faster than 32 sentences a batch (fewer passes, each costing thread wake-ups), and
+# the activations stay under ~100 MB even for 128-token chunks
+PREDICT_MAX_TOKENS = 8192
+PREDICT_MAX_BATCH = 256
 
 
 def class_weights(y: np.ndarray) -> np.ndarray:
@@ -140,11 +145,15 @@ class TransformerModel(StanceModel):
         self.metadata["train_seconds"] = round(time.perf_counter() - start, 1)
         return self
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def predict_proba(
+        self, texts: Sequence[str], batch_size: int | None = None, max_tokens: int = PREDICT_MAX_TOKENS
+    ) -> np.ndarray:
         """``(n, 3)`` probabilities in ``LABELS`` order; long texts are chunked and averaged.
 
-        Labels absent from the training set get probability 0. Raises ``TypeError`` naming the
-        position of a non-str text.
+        All texts are tokenised in one call, then chunks of similar length are batched: by default
+        each batch holds up to ``max_tokens`` padded tokens (:func:`encoder.token_batches`); an
+        integer ``batch_size`` gives fixed-size batches instead. Labels absent from the training
+        set get probability 0. Raises ``TypeError`` naming the position of a non-str text.
         """
         texts = check_texts(texts)
         if not texts:
@@ -157,7 +166,10 @@ class TransformerModel(StanceModel):
         chunk_proba = np.zeros((len(chunks), len(LABELS)))
         self.model_.eval()
         with torch.inference_mode():
-            for batch in encoder.length_batches([len(c) for c in chunks], batch_size):
+            lengths = [len(c) for c in chunks]
+            batches = (encoder.length_batches(lengths, batch_size) if batch_size is not None
+                       else encoder.token_batches(lengths, max_tokens, PREDICT_MAX_BATCH))
+            for batch in batches:
                 inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
                 logits = self.model_(**inputs).logits[:, self.present_].double()
                 chunk_proba[batch] = expand_proba(torch.softmax(logits, dim=-1).numpy(), self.present_)
@@ -181,8 +193,9 @@ class TransformerModel(StanceModel):
 
         twin = copy.copy(self)
         with warnings.catch_warnings():
-            # torch 2.13 flags its quantised tensor types as deprecated; the kernels still work
-            warnings.simplefilter("ignore", UserWarning)
+            # torch 2.13 flags eager-mode quantisation as deprecated in favour of torchao (not a
+            # dependency here); the kernels still work
+            warnings.simplefilter("ignore")
             # inplace=False deep-copies the network, so the fp32 original keeps predicting as before
             twin.model_ = quantize_dynamic(self.model_, {torch.nn.Linear}, dtype=torch.qint8)
         twin.model_.eval()
