@@ -571,7 +571,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{tr['stance.predict (default subset)']:.1f}/s | `pipeline()` defaults {tr['pipeline default']:.1f}/s | "
         f"{t['ratio_vs_default_pipeline']:.2f}x | >= 2x: {ok('transformer_vs_default_pipeline')} |",
         f"| transformer int8 (opt-in `quantize=True`) | {tr['stance.predict int8']:.1f}/s | fp32 "
-        f"{tr['stance.predict']:.1f}/s | {t['int8_speedup']:.2f}x | labels agree on {t['label_agreement_int8']:.1%} |",
+        f"{tr['stance.predict']:.1f}/s | {t['int8_speedup']:.2f}x | labels agree on {t['label_agreement_int8']:.1%}"
+        f"{quantisation_note()} |",
         f"| baseline ({b['classifier']}), {b['sentences']} sentences | `stance.predict` "
         f"{br['stance.predict']:,.0f}/s | sklearn `{raw_name.split()[1]}` {br[raw_name]:,.0f}/s | "
         f"{b['ratio_vs_raw']:.2f}x | >= 20,000/s: {ok('baseline_sentences_per_s')} |",
@@ -598,7 +599,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{lim['achieved_fraction']:.0%} of the ceiling | |",
         "",
         f"Made by `make benchmark` (`python benchmarks/run.py`) in {result['total_seconds']:.0f} s, "
-        f"{datetime_now()}: medians of {result['repeats']} repeats after a warm-up, both sides of each row in the "
+        f"{result.get('finished') or datetime_now()}: medians of {result['repeats']} repeats after a warm-up, both sides of each row in the "
         f"same run on the same sentences (seed and supplement sentences, some behind varied attributions; "
         f"articles of 15-40 of them). Machine: {result['machine']['cpus']} CPUs ({result['machine']['cpu']}), "
         f"Python {result['machine']['python']}, torch {result['machine']['torch']}, transformers "
@@ -608,6 +609,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"(`{result['transformer_model']}`); int8 LODO macro-F1 cost: see `benchmarks/results/quantisation.md`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def quantisation_note() -> str:
+    """The LODO macro-F1 cost of int8 from ``benchmarks/quantisation.py``'s results, if they exist."""
+    path = RESULTS / "quantisation.json"
+    if not path.exists():
+        return "; LODO cost not measured yet (`python benchmarks/quantisation.py`)"
+    q = json.loads(path.read_text())
+    verdict = "within" if q["int8_acceptable"] else "more than"
+    return (f"; LODO macro-F1 {q['macro_f1']['fp32']:.3f} -> {q['macro_f1']['int8']:.3f} ({verdict} the 0.01 "
+            f"allowed{'' if q['int8_acceptable'] else ': stays opt-in, fp32 is the default'})")
 
 
 def datetime_now() -> str:
@@ -651,6 +663,7 @@ def run(quick: bool) -> dict[str, Any]:
     result["machine"] = machine()
     result["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["total_seconds"] = time.perf_counter() - started
+    result["finished"] = datetime_now()
     result["verdicts"] = verdicts(result)
     return result
 
