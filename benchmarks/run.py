@@ -88,19 +88,29 @@ def benchmark_sentences(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def seed_paragraph_sizes() -> list[int]:
+    """Sentences per non-empty line of every seed article (news paragraphs are often one sentence)."""
+    from stance import paths
+    from stance.segment import segment
+
+    return [len(segment(line)) for path in sorted(paths.seeds_dir().glob("*.txt"))
+            for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
 def generated_articles(n_sentences: int, seed: int = 0, low: int = 15, high: int = 40) -> list[dict[str, str]]:
     """Articles of ``low``-``high`` pool sentences (news-article length), ~``n_sentences`` sentences in all.
 
-    Sentences are joined into paragraphs of 2-4 sentences, as in the seeds.
+    Paragraph lengths (sentences per line) are drawn from those of the seed articles.
     """
     pool = pool_sentences()
+    sizes = seed_paragraph_sizes()
     rng = random.Random(seed)
     records, total = [], 0
     while total < n_sentences:
         picked = rng.sample(pool, min(rng.randint(low, high), n_sentences - total) or 1)
         paragraphs, i = [], 0
         while i < len(picked):
-            step = rng.randint(2, 4)
+            step = rng.choice(sizes)
             paragraphs.append(" ".join(picked[i : i + step]))
             i += step
         records.append({"id": f"article-{len(records):05d}", "text": "\n\n".join(paragraphs)})

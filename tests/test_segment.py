@@ -50,3 +50,21 @@ def test_one_line_paragraphs_and_blank_text():
     assert segment("   \n\n ") == []
     with pytest.raises(TypeError):
         segment(None)  # type: ignore[arg-type]
+
+
+def test_the_fast_path_for_single_sentence_lines_changes_nothing(monkeypatch):
+    import re
+
+    from stance import paths
+    from stance import segment as segment_module
+    from stance.behavioural import build_cases
+    from stance.data import challenge_rows, supplement_rows
+
+    documents = [p.read_text(encoding="utf-8") for p in sorted(paths.seeds_dir().glob("*.txt"))]
+    documents += [r["text"] for r in supplement_rows() + challenge_rows()]
+    documents += [text for case in build_cases() for text in case.texts]
+    documents += ["Dr. Who said no. Then he left", "It costs $2.5m… Really", "Ends with an ellipsis…",
+                  "“Quoted.” Next one", "U.S. officials met (briefly.) Later they spoke"]
+    fast = [segment(doc) for doc in documents]
+    monkeypatch.setattr(segment_module, "_CANDIDATE_END", re.compile(""))  # every line goes through pysbd
+    assert [segment(doc) for doc in documents] == fast
