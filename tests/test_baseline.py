@@ -11,7 +11,7 @@ from stance.data import challenge_rows, seed_rows, supplement_rows
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, load_model
 from stance.models.base import expand_proba
-from stance.models.tfidf import ARRAYS_FILE, VOCAB_FILE, TfidfModel, _softmax, char_wb_ngrams, word_ngrams
+from stance.models.tfidf import ARRAYS_FILE, VOCAB_FILE, TfidfModel, _softmax, char_wb_ngrams
 
 # inputs that stress the analyzers: accents, case folding that changes length or is
 # context-dependent, non-Latin scripts, digits, punctuation only, every kind of whitespace,
@@ -85,24 +85,30 @@ def test_compiled_path_matches_the_sklearn_pipeline(fitted, source):
                                rtol=0, atol=1e-9)
 
 
-def test_compiled_features_equal_the_vectorizers(fitted):
+def test_compiled_counts_and_features_equal_the_vectorizers(fitted):
     from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
 
     texts = ODD_TEXTS + [r["text"] for r in seed_rows()]
+    union = fitted.pipeline_.named_steps["features"]
+    counts = fitted.compiled_.counts(texts)
+    for ours, (name, vectorizer) in zip(counts, union.transformer_list):
+        # the fitted analyzer over the fitted vocabulary, without idf and normalisation: exact counts
+        counter = CountVectorizer(analyzer=vectorizer.build_analyzer(), vocabulary=vectorizer.vocabulary_)
+        theirs = counter.transform(texts)
+        assert ours.shape == theirs.shape and abs(ours - theirs).max() == 0, name
     x_word, x_char = fitted.compiled_.features(texts)
-    theirs = fitted.pipeline_.named_steps["features"].transform(texts)
-    assert abs(sparse.hstack([x_word, x_char]) - theirs).max() < 1e-12
+    assert abs(sparse.hstack([x_word, x_char]) - union.transform(texts)).max() < 1e-12
 
 
-@pytest.mark.parametrize("text", ODD_TEXTS[:-1])
-def test_analyzers_give_the_same_ngrams_as_sklearn(text):
+def test_char_ngrams_are_the_same_as_sklearn_char_wb():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    word = TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)).build_analyzer()
-    tokens = TfidfVectorizer().build_tokenizer()(text.lower())
-    assert Counter(word_ngrams(tokens, 1, 2)) == Counter(word(text))
-    assert Counter(g for w in text.lower().split() for g in char_wb_ngrams(w, 2, 5)) == Counter(char(text))
+    for text in ODD_TEXTS:
+        assert Counter(g for w in text.lower().split() for g in char_wb_ngrams(w, 2, 5)) == Counter(char(text))
+    short = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3)).build_analyzer()
+    assert Counter(char_wb_ngrams("ab", 1, 3)) == Counter(short("ab"))
 
 
 @pytest.mark.parametrize("classifier", ["logreg", "svm"])

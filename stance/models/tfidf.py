@@ -40,20 +40,6 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
-    """Token n-grams for ``low <= n <= high`` joined by one space: all 1-grams, then all 2-grams, ...
-
-    Order does not matter for counting, only the multiset of n-grams.
-    """
-    grams = list(tokens) if low == 1 else []
-    for n in range(max(low, 2), min(high, len(tokens)) + 1):
-        if n == 2:  # the common case: concatenation beats join over slices
-            grams += [a + " " + b for a, b in zip(tokens, tokens[1:])]
-        else:
-            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-    return grams
-
-
 def char_wb_ngrams(word: str, low: int, high: int) -> list[str]:
     """Char n-grams of one word padded with a space each side (scikit-learn's ``char_wb``).
 
@@ -99,8 +85,44 @@ class CompiledTfidf:
         # (features, classes) blocks, C-contiguous: sparse @ dense reads them row by row
         self._word_coef = np.ascontiguousarray(self.coef[:, :n_word].T)
         self._char_coef = np.ascontiguousarray(self.coef[:, n_word:].T)
+        # idf folded into the coefficients: (tf * idf) @ coef == tf @ (idf * coef), so the
+        # per-entry idf gather is done once here instead of on every prediction
+        self._word_coef_idf = self._word_coef * self.word_idf[:, None]
+        self._char_coef_idf = self._char_coef * self.char_idf[:, None]
+        self._word_idf_sq, self._char_idf_sq = self.word_idf**2, self.char_idf**2
         self._token = re.compile(settings["token_pattern"])
-        self._word_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._index_word_ngrams()
+        self._word_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _index_word_ngrams(self) -> None:
+        """Token ids for every token in the word vocabulary, and each n-gram as ids.
+
+        A unigram's column is looked up by token id and a bigram's by the key ``a * K + b`` in
+        a sorted array, so a batch's n-grams are found with NumPy instead of building and
+        hashing a string per bigram.
+        """
+        low, high = self.settings["word_ngram_range"]
+        if not 1 <= low <= high <= 2:
+            raise NotImplementedError(f"word n-gram range {low}-{high} is not compiled (1-2 grams at most)")
+        split = [term.split(" ") for term in self.word_terms]
+        self._token_ids = {}
+        for parts in split:
+            for token in parts:
+                self._token_ids.setdefault(token, len(self._token_ids))
+        k = len(self._token_ids)
+        # one slot more than there are tokens: id -1 (a token outside the vocabulary) lands there
+        self._unigram_col = np.full(k + 1, -1, dtype=np.int64)
+        keys, columns = [], []
+        for column, parts in enumerate(split):
+            ids = [self._token_ids[t] for t in parts]
+            if len(ids) == 1:
+                self._unigram_col[ids[0]] = column
+            else:
+                keys.append(ids[0] * k + ids[1])
+                columns.append(column)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        self._bigram_keys = np.array(keys, dtype=np.int64)[order]
+        self._bigram_col = np.array(columns, dtype=np.int64)[order]
 
     # ------------------------------------------------------------ from scikit-learn
 
@@ -138,75 +160,113 @@ class CompiledTfidf:
 
     # ------------------------------------------------------------ features
 
-    def _char_columns(self, word: str) -> tuple[np.ndarray, np.ndarray]:
-        """In-vocabulary char n-gram columns of ``word`` and how often each occurs; cached."""
+    def _compile_word(self, word: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One lower-cased whitespace-free word: its in-vocabulary char n-gram columns, how often
+        each occurs, and the ids of its tokens (-1 for a token in no word n-gram); cached.
+
+        Tokens never span whitespace (``\\w`` excludes it, and ``\\b`` at a word's edge is the
+        same inside the text as at the ends of the word), so a text's tokens are its words' tokens
+        in order, and both analyzers need only work once per distinct word.
+        """
         low, high = self.settings["char_ngram_range"]
         vocab = self._char_vocab
         counts = Counter(vocab[g] for g in char_wb_ngrams(word, low, high) if g in vocab)
-        entry = (np.fromiter(counts.keys(), np.int64, len(counts)), np.fromiter(counts.values(), np.float64, len(counts)))
+        tokens = self._token.findall(word)
+        entry = (np.fromiter(counts.keys(), np.int64, len(counts)), np.fromiter(counts.values(), np.float64, len(counts)),
+                 np.fromiter(map(self._token_ids.get, tokens, repeat(-1)), np.int64, len(tokens)))
         if len(self._word_cache) >= _WORD_CACHE_LIMIT:
             self._word_cache.clear()
         self._word_cache[word] = entry
         return entry
 
-    def features(self, texts: list[str]) -> tuple[Any, Any]:
-        """Word and char TF-IDF matrices (scipy CSR, rows l2-normalised) for ``texts``.
+    def counts(self, texts: list[str]) -> tuple[Any, Any]:
+        """Raw word and char n-gram counts (scipy CSR, documents x columns) for ``texts``.
 
-        Lower-cased text is tokenised by the token pattern into word n-grams, and split on
-        whitespace into words whose padded char n-grams are looked up once per distinct word;
-        a batch's char counts are then (documents x distinct words) @ (distinct words x char
-        columns), a sparse product done in C rather than a Python loop over every n-gram.
+        Each text is lower-cased and split on whitespace (``str.split`` and the ``\\s`` sklearn
+        collapses first match exactly the same characters); each distinct word of the batch is
+        analysed once (or taken from the cache), and the per-document counts are then assembled
+        with NumPy and sparse products in C rather than a Python loop over every n-gram.
         """
         import scipy.sparse as sp
 
         n = len(texts)
-        low, high = self.settings["word_ngram_range"]
-        findall = self._token.findall
-        grams: list[str] = []
-        gram_counts: list[int] = []
         words: list[str] = []
         word_counts: list[int] = []
         for text in texts:
-            lowered = text.lower()
-            found = word_ngrams(findall(lowered), low, high)
-            grams += found
-            gram_counts.append(len(found))
-            # str.split and the `\s` sklearn collapses first match exactly the same characters
-            split = lowered.split()
+            split = text.lower().split()
             words += split
             word_counts.append(len(split))
-
-        # word part: documents x word columns, duplicates summed into counts
-        columns = np.fromiter(map(self._word_vocab.get, grams, repeat(-1)), np.int64, len(grams))
-        rows = np.repeat(np.arange(n), gram_counts)
-        known = columns >= 0
-        x_word = sp.csr_matrix((np.ones(int(known.sum())), (rows[known], columns[known])),
-                               shape=(n, len(self.word_terms)))
-
-        # char part: documents x distinct words, times distinct words x char columns
         distinct = dict.fromkeys(words)
         position = dict(zip(distinct, range(len(distinct))))
         word_ids = np.fromiter(map(position.__getitem__, words), np.int64, len(words))
+        cached = self._word_cache.get
+        entries = [cached(w) or self._compile_word(w) for w in distinct]
+        # documents x distinct words; a repeated word is a duplicate entry, which the products sum
         docs = sp.csr_matrix((np.ones(len(words)), word_ids, np.concatenate([[0], np.cumsum(word_counts)])),
                              shape=(n, len(distinct)))
-        docs.sum_duplicates()
-        cached = self._word_cache.get
-        entries = [cached(w) or self._char_columns(w) for w in distinct]
-        sizes = [len(cols) for cols, _ in entries]
+        return self._word_counts(entries, word_ids, np.repeat(np.arange(n), word_counts), n), self._char_counts(
+            entries, docs, sp)
+
+    def _word_counts(self, entries: list[tuple[np.ndarray, ...]], word_ids: np.ndarray, word_doc: np.ndarray,
+                     n: int) -> Any:
+        """Unigram and bigram counts per document: the documents' token ids, in order, from their words."""
+        import scipy.sparse as sp
+
+        lengths = np.fromiter((len(e[2]) for e in entries), np.int64, len(entries))
+        flat = np.concatenate([e[2] for e in entries]) if entries else np.zeros(0, np.int64)
+        starts = np.cumsum(lengths) - lengths
+        # ragged gather: every occurrence of a word contributes its tokens' ids, in text order
+        taken = lengths[word_ids]
+        before = np.cumsum(taken) - taken
+        ids = flat[np.repeat(starts[word_ids] - before, taken) + np.arange(int(taken.sum()))]
+        doc = np.repeat(word_doc, taken)
+        low, high = self.settings["word_ngram_range"]
+        rows, columns = [], []
+        if low == 1:
+            unigram = self._unigram_col[ids]
+            rows.append(doc[unigram >= 0])
+            columns.append(unigram[unigram >= 0])
+        if high == 2 and len(ids) > 1 and len(self._bigram_keys):
+            first, second = ids[:-1], ids[1:]
+            # a bigram never spans two documents, and one with an unknown token is in no vocabulary
+            valid = (doc[:-1] == doc[1:]) & (first >= 0) & (second >= 0)
+            keys = first[valid] * (len(self._unigram_col) - 1) + second[valid]
+            where = np.minimum(np.searchsorted(self._bigram_keys, keys), len(self._bigram_keys) - 1)
+            hit = self._bigram_keys[where] == keys
+            rows.append(doc[:-1][valid][hit])
+            columns.append(self._bigram_col[where[hit]])
+        row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        column = np.concatenate(columns) if columns else np.zeros(0, np.int64)
+        # COO -> CSR sums the duplicates: the counts
+        return sp.csr_matrix((np.ones(len(row)), (row, column)), shape=(n, len(self.word_terms)))
+
+    def _char_counts(self, entries: list[tuple[np.ndarray, ...]], docs: Any, sp: Any) -> Any:
+        """char_wb n-gram counts per document: (documents x distinct words) @ (distinct words x char columns)."""
         per_word = sp.csr_matrix(
-            (np.concatenate([c for _, c in entries]) if entries else np.zeros(0),
-             np.concatenate([cols for cols, _ in entries]) if entries else np.zeros(0, np.int64),
-             np.concatenate([[0], np.cumsum(sizes)])),
-            shape=(len(distinct), len(self.char_terms)))
-        x_char = sp.csr_matrix(docs @ per_word)
-        return _tfidf(x_word, self.word_idf), _tfidf(x_char, self.char_idf)
+            (np.concatenate([e[1] for e in entries]) if entries else np.zeros(0),
+             np.concatenate([e[0] for e in entries]) if entries else np.zeros(0, np.int64),
+             np.concatenate([[0], np.cumsum([len(e[0]) for e in entries], dtype=np.int64)])),
+            shape=(len(entries), len(self.char_terms)))
+        return sp.csr_matrix(docs @ per_word)
+
+    def features(self, texts: list[str]) -> tuple[Any, Any]:
+        """Word and char TF-IDF matrices (CSR, rows l2-normalised) as the fitted vectorizers give them."""
+        out = []
+        for counts, idf in zip(self.counts(texts), (self.word_idf, self.char_idf)):
+            counts.data = (1.0 + np.log(counts.data)) * idf[counts.indices]
+            rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+            norms = np.sqrt(np.bincount(rows, weights=counts.data**2, minlength=counts.shape[0]))
+            counts.data /= np.where(norms == 0.0, 1.0, norms)[rows]
+            out.append(counts)
+        return out[0], out[1]
 
     # ------------------------------------------------------------ prediction
 
     def decision_function(self, texts: list[str]) -> np.ndarray:
         """Classifier scores, ``(n, classes)`` or ``(n,)`` for two classes, as scikit-learn gives them."""
-        x_word, x_char = self.features(texts)
-        scores = np.asarray(x_word @ self._word_coef) + np.asarray(x_char @ self._char_coef) + self.intercept
+        x_word, x_char = self.counts(texts)
+        scores = (_normalised_scores(x_word, self._word_coef_idf, self._word_idf_sq)
+                  + _normalised_scores(x_char, self._char_coef_idf, self._char_idf_sq) + self.intercept)
         return scores[:, 0] if self.coef.shape[0] == 1 else scores
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -259,17 +319,20 @@ def _terms(vocabulary: dict[str, int]) -> list[str]:
     return terms
 
 
-def _tfidf(counts: Any, idf: np.ndarray) -> Any:
-    """``counts`` (CSR, summed) -> (1 + log tf) * idf, each row scaled to unit l2 norm (zero rows stay zero)."""
+def _normalised_scores(counts: Any, coef_idf: np.ndarray, idf_sq: np.ndarray) -> np.ndarray:
+    """``l2normalise((1 + log tf) * idf) @ coef`` from raw counts, without building the tf-idf matrix.
+
+    Scaling a row before or after the dot product gives the same scores, so each row's score is
+    ``(tf @ (idf * coef)) / sqrt(tf**2 @ idf**2)``; a row without features stays 0, as in sklearn.
+    """
     data = counts.data
     np.log(data, out=data)
-    data += 1.0
-    data *= idf[counts.indices]
-    rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
-    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=counts.shape[0]))
+    data += 1.0  # sublinear tf
+    raw = np.asarray(counts @ coef_idf)
+    counts.data = data * data
+    norms = np.sqrt(np.asarray(counts @ idf_sq))
     norms[norms == 0.0] = 1.0
-    data /= norms[rows]
-    return counts
+    return raw / norms[:, None]
 
 
 class TfidfModel(StanceModel):
