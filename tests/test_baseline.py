@@ -216,3 +216,16 @@ def test_top_ngrams_show_what_the_baseline_learned():
     assert all(weight > 0 for name, weight in top["pro-encryption"][:3])
     table = top_features_markdown("baseline", top)
     assert table.count("\n| ") == 1 + 5  # header + one row per rank
+
+
+@pytest.mark.parametrize("setting", [{"features__word__ngram_range": (1, 3)},
+                                     {"features__word__token_pattern": r"\S+"},
+                                     {"features__char__strip_accents": "unicode"},
+                                     {"features__word__stop_words": ["the"]}])
+def test_settings_the_compiled_path_does_not_reproduce_are_refused(setting):
+    from stance.models.tfidf import CompiledTfidf
+
+    pipeline = TfidfModel()._pipeline().set_params(**setting)
+    pipeline.fit(["scanning finds the abusers", "encryption keeps the privacy", "the vote is on Tuesday"], [0, 1, 2])
+    with pytest.raises(NotImplementedError):
+        CompiledTfidf.from_pipeline(pipeline, "logreg")
