@@ -26,10 +26,12 @@ from stance.labels import LABEL_TO_ID, LABELS
 from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
 
 HF_DIR = "hf"
-# Padded tokens per prediction batch (at most 256 sentences): on 2 shared cores, 4-8k-token batches
-# ran 1.4-2x faster than 32 sentences a batch (fewer passes, each costing thread wake-ups), and
-# the activations stay under ~100 MB even for 128-token chunks
-PREDICT_MAX_TOKENS = 8192
+# Padded tokens per prediction batch (at most 256 sentences). Measured side by side on 2 cores
+# (64 / 512 sentences, sentences/s): 8192 tokens 64/98, 2048 100/130, 1024 111/132, 512 116/131.
+# Smaller batches pad less (a length-sorted 64-sentence call is otherwise one batch padded to its
+# longest sentence) and attention grows with the padded length; below ~1k tokens per-pass
+# overhead starts to cost on longer inputs.
+PREDICT_MAX_TOKENS = 1024
 PREDICT_MAX_BATCH = 256
 
 
