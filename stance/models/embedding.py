@@ -90,7 +90,27 @@ class LogisticHead:
             return cls(data["classes"], data["coef"], data["intercept"])
 
 
-class EmbeddingLogRegModel(StanceModel):
+class _HeadOverEmbeddings(StanceModel):
+    """A logistic head over sentence embeddings; subclasses say how texts are embedded."""
+
+    C: float
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _fit_head(self, texts: list[str], y: np.ndarray) -> None:
+        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
+        self.metadata["encoder"] = encoder.encoder_reference()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, 3)`` probabilities in ``LABELS`` order; raises ``TypeError`` naming a non-str text."""
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        return self.head_.predict_proba(self._embed(texts))
+
+
+class EmbeddingLogRegModel(_HeadOverEmbeddings):
     """Frozen packaged MiniLM embeddings (cached on disk) and a balanced logistic regression."""
 
     family = "embedding-logreg"
@@ -111,15 +131,8 @@ class EmbeddingLogRegModel(StanceModel):
         """Fit the head on ``texts``; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
         texts, y = _fit_inputs(texts, labels)
         encoder.set_determinism(self.seed)
-        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
-        self.metadata["encoder"] = encoder.encoder_reference()
+        self._fit_head(texts, y)
         return self
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, len(LABELS)))
-        return self.head_.predict_proba(self._embed(texts))
 
     def _save(self, folder: Path) -> None:
         self.head_.save(folder / HEAD_FILE)
@@ -157,7 +170,7 @@ def make_pairs(
     return table if max_pairs is None else table[:max_pairs]
 
 
-class SetFitModel(StanceModel):
+class SetFitModel(_HeadOverEmbeddings):
     """SetFit: contrastive tuning of the packaged encoder on sentence pairs, then a logistic head.
 
     ``pairs_per_sentence`` pairs are drawn per training sentence (seeded), at most ``max_pairs``
@@ -243,6 +256,9 @@ class SetFitModel(StanceModel):
         model.eval()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        torch.set_num_threads(encoder.TORCH_THREADS)
         return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SetFitModel:
@@ -256,18 +272,8 @@ class SetFitModel(StanceModel):
         self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
         self.encoder_ = AutoModel.from_pretrained(folder)
         self._tune(texts, y)
-        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
-        self.metadata["encoder"] = encoder.encoder_reference()
+        self._fit_head(texts, y)
         return self
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, len(LABELS)))
-        import torch
-
-        torch.set_num_threads(encoder.TORCH_THREADS)
-        return self.head_.predict_proba(self._embed(texts))
 
     def _save(self, folder: Path) -> None:
         self.head_.save(folder / HEAD_FILE)
