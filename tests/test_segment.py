@@ -67,4 +67,11 @@ def test_the_fast_path_for_single_sentence_lines_changes_nothing(monkeypatch):
                   "“Quoted.” Next one", "U.S. officials met (briefly.) Later they spoke"]
     fast = [segment(doc) for doc in documents]
     monkeypatch.setattr(segment_module, "_CANDIDATE_END", re.compile(""))  # every line goes through pysbd
+    monkeypatch.setattr(segment_module, "_SAFE_END", re.compile(r"(?!)"))  # and is never cut before it
     assert [segment(doc) for doc in documents] == fast
+
+
+def test_safe_cuts_keep_closing_quotes_and_abbreviations():
+    line = "He said it was “a backdoor.” Ministers disagree. Mr. Smith, e.g. Dr. Jones, etc. They voted."
+    assert texts(line) == ["He said it was “a backdoor.”", "Ministers disagree.",
+                           "Mr. Smith, e.g. Dr. Jones, etc. They voted."]
