@@ -360,8 +360,14 @@ def save_hf(model: Any, tokenizer: Any, target: Path) -> str:
 def load_hf(target: Path, recorded_sha256: str | None, auto_class: str) -> tuple[Any, Any]:
     """Tokenizer and model (``transformers.<auto_class>``, in eval mode) from ``target``.
 
-    Raises ``ValueError`` when the weights' sha256 differs from ``recorded_sha256``.
+    Raises ``ModelNotFoundError`` when the weights are absent (they are not committed: the main
+    job trains them) and ``ValueError`` when their sha256 differs from ``recorded_sha256``.
     """
+    if not (target / WEIGHTS_FILE).exists():
+        from stance.models.base import ModelNotFoundError
+
+        raise ModelNotFoundError(f"{target / WEIGHTS_FILE} is missing: the weights of {target.parent} are not "
+                                 "in the repository; build them with `make all` (or `stance train transformer`)")
     if recorded_sha256 is not None and file_sha256(target / WEIGHTS_FILE) != recorded_sha256:
         raise ValueError(f"{target / WEIGHTS_FILE} does not match the sha256 in its config.json")
     quiet_transformers()

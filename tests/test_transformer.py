@@ -14,7 +14,7 @@ import pytest
 
 from stance import encoder
 from stance.labels import LABELS
-from stance.models import load_model
+from stance.models import ModelNotFoundError, load_model
 from stance.models.embedding import EmbeddingLogRegModel, LogisticHead, SetFitModel, make_pairs
 from stance.models.transformer import TransformerModel, class_weights
 
@@ -218,6 +218,10 @@ def test_setfit_save_and_reload_identical(setfit, tmp_path):
     reloaded = load_model(tmp_path / "sf")
     assert isinstance(reloaded, SetFitModel)
     assert np.allclose(reloaded.predict_proba(TEXTS), proba, atol=1e-6, rtol=0)
+    # a clone has the card and config but not the (uncommitted) weights: the error says how to build them
+    (tmp_path / "sf" / "encoder" / "model.safetensors").unlink()
+    with pytest.raises(ModelNotFoundError, match="make all"):
+        load_model(tmp_path / "sf")
 
 
 def test_setfit_tuning_moved_the_encoder(setfit):
