@@ -90,17 +90,18 @@ def _split_inner(piece: str) -> list[str]:
 
 
 # Where pysbd could end a sentence inside a line: . ! ? or … (closing quotes or brackets may
-# follow), then whitespace and more text. A line without one is a single sentence whatever
-# pysbd's rules say, so pysbd (most of the cost of scoring with the TF-IDF model) is skipped;
-# tests check that both paths agree on every line of the seeds and the written sets.
-_CANDIDATE_END = re.compile(r"[.!?…][\"”’')\]]*\s+\S")
+# follow), then whitespace and more text; or a closing bracket before a capital, where pysbd
+# splits off image credits such as "(Image: Handout)". A line without one is a single sentence
+# whatever pysbd's rules say, so pysbd (most of the cost of scoring with the TF-IDF model) is
+# skipped; tests check that both paths agree on every line of the seeds and the written sets.
+_CANDIDATE_END = re.compile(r"[.!?…][\"”’')\]]*\s+\S|\)\s+[\"“‘']?[A-Z]")
 
 
-# A sentence end no rule of pysbd's or ours keeps inside a sentence: a plain lower-case word
-# that is no known abbreviation, then . ! or ? (and closing quotes), whitespace, and a capital
-# (maybe behind an opening quote). :func:`_split_inner` splits every pysbd piece there anyway,
+# A sentence end no rule of pysbd's or ours keeps inside a sentence: a plain word of two or
+# more letters that is no known abbreviation (or a number of four or more digits, a year),
+# then . ! or ? (and a closing quote), whitespace, and a capital (maybe behind an opening quote). :func:`_split_inner` splits every pysbd piece there anyway,
 # so cutting the line there first lets most parts skip pysbd (about 2 ms a call).
-_SAFE_END = re.compile(r"(?<![\w.'’-])([a-z]{2,})[.!?][\"”’']?(?=\s+[\"“‘']?[A-Z])")
+_SAFE_END = re.compile(r"(?<![\w.'’-])([A-Za-z]{2,}|\d{4,})[.!?][\"”’']?(?=\s+[\"“‘']?[A-Z])")
 
 
 @lru_cache(maxsize=1)
@@ -116,7 +117,7 @@ def _safe_parts(line: str) -> list[str]:
     parts: list[str] = []
     cursor = 0
     for match in _SAFE_END.finditer(line):
-        if match.group(1) in _known_abbreviations():
+        if match.group(1).lower() in _known_abbreviations():
             continue
         parts.append(line[cursor : match.end()])
         cursor = match.end()
