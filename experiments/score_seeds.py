@@ -1,6 +1,7 @@
 """Score the five seeds in batch with the default model and put the generated tables in the README."""
 
 import json
+import os
 import re
 
 from stance import paths
@@ -31,7 +32,10 @@ def inject(readme_text: str, name: str, body: str) -> str:
 
 def main() -> None:
     out = paths.results_dir() / "seed_scores"
-    counts = write_scores(read_articles([paths.seeds_dir()]), load(), model_label(None), out, "jsonl", force=True)
+    # sources relative to the checkout, so the committed outputs do not depend on where it lives
+    os.chdir(paths.project_root())
+    seeds = paths.seeds_dir().relative_to(paths.project_root())
+    counts = write_scores(read_articles([seeds]), load(), model_label(None), out, "jsonl", force=True)
     table = seed_summary_table(out / "articles.jsonl")
     (paths.results_dir() / "seed_summaries.md").write_text(table)
     print(table)
