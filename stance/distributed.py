@@ -345,36 +345,6 @@ def score_dataset(
         options.preserve_order = preserve_order
 
 
-class _ParquetOut:
-    """Writes Arrow tables with fixed columns to one Parquet file."""
-
-    def __init__(self, path: Path, columns: list[str]) -> None:
-        import pyarrow.parquet as pq
-
-        self.columns = columns
-        self.writer = pq.ParquetWriter(path, _schema(columns))
-
-    def write_table(self, table: pa.Table) -> None:
-        self.writer.write_table(table.select(self.columns))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class _RowsOut:
-    """Writes the rows of Arrow tables with a :class:`stance.io.RowWriter`."""
-
-    def __init__(self, path: Path, columns: list[str], fmt: str) -> None:
-        self.writer = RowWriter(path, columns, fmt)
-
-    def write_table(self, table: pa.Table) -> None:
-        for row in table.to_pylist():
-            self.writer.write(row)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 def _article_tables(files: list[Path], text_field: str, id_field: str | None, rows: int) -> Iterator[pa.Table]:
     """The articles of ``files`` as tables of ``rows`` article rows, numbered in input order."""
     import pyarrow as pa
@@ -448,12 +418,8 @@ def score_files(
     try:
         counts = {"articles": 0, "sentences": 0, "errors": 0}
         out_dir.mkdir(parents=True, exist_ok=True)
-        if fmt == "parquet":
-            sentence_out: Any = _ParquetOut(sentences_path, SENTENCE_COLUMNS)
-            article_out: Any = _ParquetOut(articles_path, ARTICLE_COLUMNS)
-        else:
-            sentence_out, article_out = _RowsOut(sentences_path, SENTENCE_COLUMNS, fmt), \
-                _RowsOut(articles_path, ARTICLE_COLUMNS, fmt)
+        sentence_out = RowWriter(sentences_path, SENTENCE_COLUMNS, fmt)
+        article_out = RowWriter(articles_path, ARTICLE_COLUMNS, fmt)
         try:
             refs = [ray.put(table) for table in _article_tables(files, text_field, id_field, articles_per_batch)]
             if not refs:

@@ -204,6 +204,18 @@ class RowWriter:
         else:
             self.handle.write(json.dumps({c: row.get(c) for c in self.columns}, ensure_ascii=False) + "\n")
 
+    def write_table(self, table: Any) -> None:
+        """Write every row of a ``pyarrow.Table`` holding (at least) this writer's columns.
+
+        Parquet takes the table as it is (after any buffered rows); JSONL and CSV take its rows.
+        """
+        if self.fmt == "parquet":
+            self._flush()
+            self.parquet.write_table(table.select(self.columns))
+        else:
+            for row in table.to_pylist():
+                self.write(row)
+
     def _flush(self) -> None:
         import pyarrow as pa
 

@@ -8,6 +8,7 @@ evaluation, the API or the scripts branches on which family a model belongs to.
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 from collections.abc import Sequence
@@ -75,8 +76,13 @@ class StanceModel:
         self.metadata: dict[str, Any] = {}
 
     def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters that rebuild an unfitted copy of this model."""
-        return {"seed": self.seed}
+        """Hyper-parameters that rebuild an unfitted copy of this model.
+
+        Every ``__init__`` argument, read back from the attribute of the same name (the
+        convention every model follows, as in scikit-learn), in signature order.
+        """
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> StanceModel:
         raise NotImplementedError

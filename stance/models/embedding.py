@@ -121,9 +121,6 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
         self.batch_size = batch_size
         self.cache = cache
 
-    def get_params(self) -> dict[str, Any]:
-        return {"C": self.C, "batch_size": self.batch_size, "cache": self.cache, "seed": self.seed}
-
     def _embed(self, texts: list[str]) -> np.ndarray:
         return encoder.encode(texts, self.batch_size, cache=self.cache)
 
@@ -198,18 +195,6 @@ class SetFitModel(_HeadOverEmbeddings):
         self.batch_size = batch_size
         self.max_length = max_length
         self.C = C
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "pairs_per_sentence": self.pairs_per_sentence,
-            "max_pairs": self.max_pairs,
-            "epochs": self.epochs,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
-            "C": self.C,
-            "seed": self.seed,
-        }
 
     def _tune(self, texts: list[str], y: np.ndarray) -> None:
         """Contrastive fine-tuning of ``self.encoder_`` on pairs of training chunks."""

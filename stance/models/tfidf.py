@@ -356,9 +356,6 @@ class TfidfModel(StanceModel):
         self.C = C
         self.classifier = classifier
 
-    def get_params(self) -> dict[str, Any]:
-        return {"C": self.C, "classifier": self.classifier, "seed": self.seed}
-
     def _pipeline(self) -> Any:
         """The unfitted scikit-learn pipeline."""
         from sklearn.feature_extraction.text import TfidfVectorizer

@@ -73,17 +73,6 @@ class TransformerModel(StanceModel):
         # True on a copy made by quantized(): int8 Linear layers, for inference only
         self.quantized_ = False
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "epochs": self.epochs,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
-            "warmup_ratio": self.warmup_ratio,
-            "weight_decay": self.weight_decay,
-            "seed": self.seed,
-        }
-
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerModel:
         """Fine-tune from the packaged weights on ``texts``/``labels``.
 
