@@ -32,8 +32,8 @@ train: setup
 score: setup
 	$(BIN)/python experiments/score_seeds.py
 
-## the full experiment grid (every transformer variant; 85 min on the shared 2-core machine, see the
-## "seconds" of experiments/results/full/metrics.json); its results are committed and drive `make train`
+## the full experiment grid (every transformer variant; over an hour on 2 cores, each setting's time is
+## the "seconds" of experiments/results/full/metrics.json); its results are committed and drive `make train`
 experiments: setup
 	$(BIN)/python experiments/evaluate.py --grid full --repeats 3
 
