@@ -38,6 +38,8 @@ class ModelSpec:
 
     ``seeds_per_fold``: how many training seeds every leave-one-document-out fold is run with
     (mean and spread are reported); ``max_repeats`` caps the k-fold repeats of a costly model.
+    ``single_inner_split``: tune on one stratified group hold-out of the outer training rows
+    (a third of them) instead of on every inner fold, for models whose one fit costs minutes.
     """
 
     name: str
@@ -46,6 +48,7 @@ class ModelSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     seeds_per_fold: int = 1
     max_repeats: int | None = None
+    single_inner_split: bool = False
 
     def build(self, seed: int, **overrides: Any) -> StanceModel:
         return model_class(self.family)(**{**self.params, **overrides, "seed": seed})
@@ -237,13 +240,24 @@ def _fit_predict(
 
 
 def _inner_folds(
-    train: np.ndarray, docs: np.ndarray, groups: np.ndarray, labels: list[str], inner: str, seed: int
+    train: np.ndarray,
+    docs: np.ndarray,
+    groups: np.ndarray,
+    labels: list[str],
+    inner: str,
+    seed: int,
+    single_split: bool = False,
 ) -> list[Fold]:
-    """Inner folds over the outer training rows, as indices into the full row set."""
-    if inner == "lodo" and len(set(docs[train])) >= 2:
+    """Inner folds over the outer training rows, as indices into the full row set.
+
+    ``single_split`` returns only the first fold of a stratified group 3-fold: one held-out
+    document would often hold one or no ``pro-encryption`` sentence, too few to rank settings.
+    """
+    if inner == "lodo" and len(set(docs[train])) >= 2 and not single_split:
         local = lodo_folds(docs[train], groups[train])
     else:
         local = group_kfold_folds([labels[i] for i in train], groups[train], n_splits=3, seed=seed)
+        local = local[:1] if single_split else local
     return [Fold(f.name, train[f.train], train[f.test]) for f in local]
 
 
@@ -265,7 +279,7 @@ def tune(
     candidates = spec.candidates()
     if len(candidates) <= 1:
         return (candidates[0] if candidates else {}), []
-    folds = _inner_folds(train, docs, groups, labels, inner, seed)
+    folds = _inner_folds(train, docs, groups, labels, inner, seed, spec.single_inner_split)
     y = np.array([LABEL_TO_ID[label] for label in labels])
     seen = sorted({int(i) for f in folds for i in (*f.train, *f.test)})
     best, best_score = candidates[0], -1.0
@@ -290,10 +304,13 @@ def cross_validate(
     extra_labels: Sequence[str] = (),
     inner: str = "lodo",
     seed: int = 0,
+    tuned: dict[str, tuple[dict[str, Any], list[int]]] | None = None,
 ) -> CVRun:
     """Nested CV: per outer fold, tune on its training rows, fit, predict its test rows.
 
     ``extra_*`` rows join every training set (outer and inner) and are never tested.
+    ``tuned`` (outer fold name -> chosen params and tuning rows) is read and filled, so runs
+    that differ only in the training seed tune each outer fold once.
     Raises :class:`FoldLeakError` if a fold splits a near-duplicate group.
     """
     texts, labels = list(texts), list(labels)
@@ -303,8 +320,11 @@ def cross_validate(
     proba = np.full((len(texts), len(LABELS)), np.nan)
     chosen: dict[str, dict[str, Any]] = {}
     seen: dict[str, list[int]] = {}
+    tuned = {} if tuned is None else tuned
     for fold in folds:
-        params, seen[fold.name] = tune(spec, texts, labels, docs_arr, groups_arr, fold.train, extra, inner, seed)
+        if fold.name not in tuned:
+            tuned[fold.name] = tune(spec, texts, labels, docs_arr, groups_arr, fold.train, extra, inner, seed)
+        params, seen[fold.name] = tuned[fold.name]
         chosen[fold.name] = params
         proba[fold.test] = _fit_predict(spec, params, texts, labels, fold.train, fold.test, extra, seed)
     if np.isnan(proba).any():

@@ -45,11 +45,13 @@ EMBEDDING_SPECS = [
     ModelSpec("minilm-frozen-logreg", "embedding-logreg", {}, {"C": [0.1, 1.0, 10.0]}),
 ]
 TRANSFORMER_SPECS = [
-    # Fixed budgets, not tuned by inner CV: one fine-tuning on seeds + supplement takes ~100 s
-    # (3 epochs) and one SetFit ~60 s (800 pairs) on an idle 2-core machine, so a nested grid would
-    # take hours. Several training seeds per LODO fold for the fine-tuning, one k-fold repeat each.
-    ModelSpec("minilm-finetune", "transformer", {"epochs": 3, "learning_rate": 5e-5}, seeds_per_fold=3,
-              max_repeats=1),
+    # One fine-tuning on seeds + supplement takes ~100 s (3 epochs) and one SetFit ~60 s (800 pairs)
+    # on an idle 2-core machine, so a full nested grid would take hours. The fine-tuning's learning
+    # rate is chosen per outer fold on one stratified group hold-out of its training rows (2 extra
+    # fits per fold), with a fixed budget of 3 epochs; SetFit's budget is fixed. Several training
+    # seeds per LODO fold for the fine-tuning, one k-fold repeat each.
+    ModelSpec("minilm-finetune", "transformer", {"epochs": 3}, {"learning_rate": [3e-5, 1e-4]},
+              seeds_per_fold=3, max_repeats=1, single_inner_split=True),
     ModelSpec("minilm-setfit", "setfit", {"max_pairs": 800}, max_repeats=1),
 ]
 
@@ -96,10 +98,12 @@ def evaluate_spec(
     extra_texts, extra_labels = [r["text"] for r in extra], [r["label"] for r in extra]
     y = _ids(labels)
     started = time.perf_counter()
-    # the folds stay fixed; only the model's training seed changes from run to run
+    # the folds stay fixed; only the model's training seed changes from run to run, and each
+    # outer fold is tuned once (with the first seed) for all of them
+    lodo_tuned: dict[str, Any] = {}
     lodo_runs = [
         cross_validate(spec, texts, labels, docs, groups, lodo_folds(docs, groups),
-                       extra_texts, extra_labels, inner="lodo", seed=seed + run)
+                       extra_texts, extra_labels, inner="lodo", seed=seed + run, tuned=lodo_tuned)
         for run in range(spec.seeds_per_fold)
     ]
     kfold_runs = [
@@ -120,7 +124,8 @@ def evaluate_spec(
     }
     oof = {"lodo": [r.proba.argmax(1) for r in lodo_runs], "kfold": [r.proba.argmax(1) for r in kfold_runs]}
     if challenge:
-        model = fit_tuned(spec, texts, labels, docs, groups, extra_texts, extra_labels, seed)[0]
+        model, result["final_params"] = fit_tuned(spec, texts, labels, docs, groups, extra_texts, extra_labels,
+                                                  seed)
         result["challenge"], oof["challenge"] = _challenge(model, seed, n_boot)
         result["behavioural"] = _behavioural(model)
     result["seconds"] = round(time.perf_counter() - started, 1)

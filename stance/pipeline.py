@@ -78,6 +78,9 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
     return table
 
 
+_LATER_SPEC_OPTIONS = {"single_inner_split": False}
+
+
 def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -> str:
     """Identifies one setting's evaluation: spec, protocol sizes, seed and every labelled row."""
     from dataclasses import asdict
@@ -85,7 +88,12 @@ def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -
     from stance.data import challenge_rows, data_hash, seed_rows, supplement_rows
 
     rows = seed_rows() + supplement_rows() + challenge_rows()
-    setting = json.dumps({"spec": asdict(spec), "supplement": supplement, "repeats": repeats, "bootstrap": n_boot,
+    described = asdict(spec)
+    # an option added after a grid was run leaves earlier fingerprints unchanged while it is off
+    for option, off in _LATER_SPEC_OPTIONS.items():
+        if described.get(option) == off:
+            del described[option]
+    setting = json.dumps({"spec": described, "supplement": supplement, "repeats": repeats, "bootstrap": n_boot,
                           "seed": SEED, "data": data_hash([r["text"] for r in rows], [r["label"] for r in rows])},
                          sort_keys=True)
     return hashlib.sha256(setting.encode()).hexdigest()

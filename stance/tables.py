@@ -90,6 +90,7 @@ def results_markdown(payload: dict[str, Any]) -> str:
             cells.append("" if p is None else
                          f"{p['difference']:+.3f} [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}] ({p['p_not_better']:.2f})")
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += _tuning_lines(results)
     selection = payload["selection"]
     lines += ["", "## Selection rule", "", f"Rule: {selection['rule']}.", "",
               "| candidate | LODO macro-F1 | challenge macro-F1 | all labels on challenge | rule score |",
@@ -102,6 +103,34 @@ def results_markdown(payload: dict[str, Any]) -> str:
     lines += ["", f"Shipped `baseline`: **{selection['baseline']}**; shipped `transformer`: "
               f"**{selection['transformer']}**; default model: **{selection['default']}**.", ""]
     return "\n".join(lines)
+
+
+def _chosen_counts(runs: list[dict[str, dict[str, Any]]]) -> str:
+    """How often each chosen setting won over the outer folds of every run (seed or repeat)."""
+    from collections import Counter
+
+    counts = Counter(", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(p.items()))
+                     for run in runs for p in run.values())
+    return "; ".join(f"{setting} ({n})" for setting, n in sorted(counts.items()))
+
+
+def _tuning_lines(results: dict[str, Any]) -> list[str]:
+    """A table of every tuned model's grid and the settings its inner CV chose."""
+    tuned = {key: r for key, r in results.items() if r.get("grid")}
+    if not tuned:
+        return []
+    lines = ["", "## Settings chosen by inner grouped CV", "",
+             "Each outer fold tunes on its own training rows; counts are outer folds x runs. "
+             "`final` is the setting chosen on all seeds for the challenge-set model.", "",
+             "| model | grid | chosen in LODO folds | chosen in k-fold folds | final |", "|---|---|---|---|---|"]
+    for key, r in tuned.items():
+        grid = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
+                         for k, values in sorted(r["grid"].items()))
+        final = r.get("final_params")
+        lines.append(f"| {key} | {grid} | {_chosen_counts(r['lodo']['chosen_params'])} | "
+                     f"{_chosen_counts(r['kfold']['chosen_params'])} | "
+                     f"{'' if final is None else _chosen_counts([{'final': final}])} |")
+    return lines
 
 
 def confusion_pngs(results: dict[str, Any], folder: Path) -> None:

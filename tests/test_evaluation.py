@@ -160,3 +160,39 @@ def test_grid_settings_resume_only_when_nothing_changed(tmp_path, monkeypatch):
     assert [p.tolist() for p in again_oof["lodo"]] == [p.tolist() for p in first_oof["lodo"]]
     with pytest.raises(AssertionError, match="evaluated again"):
         pipeline._evaluate_or_resume(spec, False, 2, 20, tmp_path)  # more repeats: a new setting
+
+
+def test_a_single_inner_split_tunes_on_one_stratified_hold_out_of_the_outer_training_rows(seeds, monkeypatch):
+    texts, labels, docs, groups = seeds
+    monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
+    fold = lodo_folds(docs, groups)[2]
+    full = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]})
+    single = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, single_inner_split=True)
+    SpyModel.seen = []
+    tune(full, texts, labels, docs, groups, fold.train, ([], []), "lodo", 0)
+    fits_full = len(SpyModel.seen)
+    SpyModel.seen = []
+    _, seen_rows = tune(single, texts, labels, docs, groups, fold.train, ([], []), "lodo", 0)
+    # two grid points, one fit each, on about two thirds of the outer training rows
+    train_share = len(SpyModel.seen) / 2 / len(fold.train)
+    assert 0.5 < train_share < 0.8 and len(SpyModel.seen) < fits_full
+    assert set(seen_rows) <= set(fold.train.tolist())
+    held_out = sorted(set(fold.train.tolist()) - {i for i in fold.train if texts[i] in set(SpyModel.seen)})
+    # the hold-out keeps every label so that macro-F1 can rank the settings
+    assert {labels[i] for i in held_out} == set(LABELS)
+
+
+def test_seeds_of_one_fold_share_its_tuning(seeds, monkeypatch):
+    texts, labels, docs, groups = seeds
+    monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
+    spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, single_inner_split=True)
+    folds = lodo_folds(docs, groups)
+    tuned: dict = {}
+    SpyModel.seen = []
+    first = cross_validate(spec, texts, labels, docs, groups, folds, seed=0, tuned=tuned)
+    fits_first = len(SpyModel.seen)
+    SpyModel.seen = []
+    second = cross_validate(spec, texts, labels, docs, groups, folds, seed=1, tuned=tuned)
+    # the second seed only refits the outer folds: no tuning fits
+    assert len(SpyModel.seen) == sum(len(f.train) for f in folds) < fits_first
+    assert second.chosen_params == first.chosen_params and set(tuned) == {f.name for f in folds}
