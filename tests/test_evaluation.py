@@ -196,3 +196,40 @@ def test_seeds_of_one_fold_share_its_tuning(seeds, monkeypatch):
     # the second seed only refits the outer folds: no tuning fits
     assert len(SpyModel.seen) == sum(len(f.train) for f in folds) < fits_first
     assert second.chosen_params == first.chosen_params and set(tuned) == {f.name for f in folds}
+
+
+def test_a_later_spec_option_changes_the_fingerprint_only_when_switched_on():
+    from dataclasses import dataclass, field
+
+    from stance import pipeline
+
+    @dataclass(frozen=True)
+    class SpecBeforeTheOption:  # ModelSpec's fields when the first full grid was run
+        name: str
+        family: str
+        params: dict = field(default_factory=dict)
+        grid: dict = field(default_factory=dict)
+        seeds_per_fold: int = 1
+        max_repeats: int | None = None
+
+    before = SpecBeforeTheOption("spy", "spy", {}, {"C": [1.0, 2.0]}, 3, 1)
+    off = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=3, max_repeats=1)
+    on = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=3, max_repeats=1, single_inner_split=True)
+    assert pipeline._fingerprint(off, False, 1, 20) == pipeline._fingerprint(before, False, 1, 20)
+    assert pipeline._fingerprint(on, False, 1, 20) != pipeline._fingerprint(off, False, 1, 20)
+
+
+def test_the_results_table_lists_the_settings_inner_cv_chose():
+    from stance.tables import _tuning_lines
+
+    results = {
+        "tfidf-logreg": {"grid": {"C": [1.0, 10.0]}, "final_params": {"C": 10.0},
+                         "lodo": {"chosen_params": [{"lodo:a": {"C": 1.0}, "lodo:b": {"C": 10.0}, "lodo:c": {"C": 10.0}}]},
+                         "kfold": {"chosen_params": [{"kfold:r0f0": {"C": 1.0}}, {"kfold:r1f0": {"C": 1.0}}]}},
+        "majority": {"grid": {}, "lodo": {"chosen_params": [{}]}, "kfold": {"chosen_params": [{}]}},
+    }
+    lines = _tuning_lines(results)
+    row = next(line for line in lines if line.startswith("| tfidf-logreg"))
+    assert row == "| tfidf-logreg | C: 1, 10 | C=1 (1); C=10 (2) | C=1 (2) | C=10 (1) |"
+    assert not any(line.startswith("| majority") for line in lines)
+    assert _tuning_lines({"majority": results["majority"]}) == []
