@@ -233,3 +233,16 @@ def test_the_results_table_lists_the_settings_inner_cv_chose():
     assert row == "| tfidf-logreg | C: 1, 10 | C=1 (1); C=10 (2) | C=1 (2) | C=10 (1) |"
     assert not any(line.startswith("| majority") for line in lines)
     assert _tuning_lines({"majority": results["majority"]}) == []
+
+
+def test_a_tuned_spec_records_its_chosen_and_final_settings(monkeypatch):
+    from stance.experiment import evaluate_spec
+
+    monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
+    spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=2, max_repeats=1, single_inner_split=True)
+    result, _ = evaluate_spec(spec, include_supplement=False, repeats=3, n_boot=20)
+    lodo_choices = result["lodo"]["chosen_params"]
+    assert len(lodo_choices) == 2 and lodo_choices[0] == lodo_choices[1]  # the seeds share each fold's tuning
+    assert len(lodo_choices[0]) == 5 and all(p["C"] in (1.0, 2.0) for p in lodo_choices[0].values())
+    assert len(result["kfold"]["chosen_params"]) == 1
+    assert result["final_params"]["C"] in (1.0, 2.0) and "macro_f1" in result["challenge"]
