@@ -139,11 +139,13 @@ def score_stream(
 
 
 def sentence_rows(article: Article, sentences: list, proba: np.ndarray, model_name: str) -> list[dict[str, Any]]:
+    """One row per sentence, keys in ``SENTENCE_COLUMNS`` order."""
+    # built from whole-array argmax/tolist: per-element NumPy access cost as much as predicting
+    labels = [LABELS[i] for i in proba.argmax(1).tolist()]
     return [
-        {"source": article.source, "doc_id": article.doc_id, "sentence_index": i, "start": s.start,
-         "end": s.end, "text": s.text, "label": LABELS[int(np.argmax(p))],
-         **{f"p_{label}": float(v) for label, v in zip(LABELS, p)}, "model": model_name, "error": None}
-        for i, (s, p) in enumerate(zip(sentences, proba))
+        dict(zip(SENTENCE_COLUMNS, (article.source, article.doc_id, i, s.start, s.end, s.text, label, *p,
+                                    model_name, None)))
+        for i, (s, label, p) in enumerate(zip(sentences, labels, proba.tolist()))
     ]
 
 
@@ -189,6 +191,7 @@ class RowWriter:
             self.schema = pa.schema([(c, arrow_type(c)) for c in columns])
             self.parquet = pq.ParquetWriter(path, self.schema)
             return
+        self.encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
         self.handle: TextIO = path.open("w", encoding="utf-8", newline="")
         if fmt == "csv":
             self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore")
@@ -202,7 +205,17 @@ class RowWriter:
         elif self.fmt == "csv":
             self.writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in self.columns})
         else:
-            self.handle.write(json.dumps({c: row.get(c) for c in self.columns}, ensure_ascii=False) + "\n")
+            self.handle.write(self.encode({c: row.get(c) for c in self.columns}) + "\n")
+
+    def write_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Write many rows; JSONL and CSV in one call to the file."""
+        if self.fmt == "parquet":
+            for row in rows:
+                self.write(row)
+        elif self.fmt == "csv":
+            self.writer.writerows({c: ("" if row.get(c) is None else row.get(c)) for c in self.columns} for row in rows)
+        else:
+            self.handle.writelines(self.encode({c: row.get(c) for c in self.columns}) + "\n" for row in rows)
 
     def write_table(self, table: Any) -> None:
         """Write every row of a ``pyarrow.Table`` holding (at least) this writer's columns.
@@ -213,8 +226,7 @@ class RowWriter:
             self._flush()
             self.parquet.write_table(table.select(self.columns))
         else:
-            for row in table.to_pylist():
-                self.write(row)
+            self.write_rows(table.to_pylist())
 
     def _flush(self) -> None:
         import pyarrow as pa
@@ -259,8 +271,7 @@ def write_scores(
     article_writer = RowWriter(articles_path, ARTICLE_COLUMNS, fmt)
     try:
         for rows, summary in score_stream(articles, model, model_name):
-            for row in rows:
-                sentence_writer.write(row)
+            sentence_writer.write_rows(rows)
             article_writer.write(summary)
             counts["articles"] += 1
             counts["sentences"] += len(rows)

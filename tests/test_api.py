@@ -144,3 +144,33 @@ def test_import_is_light():
 
     code = "import sys, stance; print(any(m in sys.modules for m in ('torch', 'transformers', 'ray', 'sklearn')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_scored_rows_agree_with_predict_and_offsets_in_every_format(tiny_baseline, tmp_path):
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from stance.io import SENTENCE_COLUMNS
+
+    text = "Encryption protects everyone. The vote is on Tuesday.\nScanning will find the abusers, ministers say."
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(text, encoding="utf-8")
+    expected = score_article(text, model=str(tiny_baseline)).sentences
+    for fmt in ("jsonl", "csv", "parquet"):
+        write_scores(read_articles([tmp_path / "in"]), stance.load(tiny_baseline), "tiny", tmp_path / fmt, fmt)
+        path = tmp_path / fmt / f"sentences.{fmt}"
+        if fmt == "jsonl":
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        elif fmt == "csv":
+            rows = list(csv.DictReader(path.open(encoding="utf-8")))
+        else:
+            rows = pq.read_table(path).to_pylist()
+        assert len(rows) == len(expected) == 3
+        assert list(rows[0]) == SENTENCE_COLUMNS
+        for row, want in zip(rows, expected):
+            start, end = int(row["start"]), int(row["end"])
+            assert text[start:end] == row["text"] == want["text"]
+            assert row["label"] == want["label"]
+            assert [float(row[f"p_{label}"]) for label in stance.LABELS] == pytest.approx(
+                [want["scores"][label] for label in stance.LABELS], abs=1e-12)
