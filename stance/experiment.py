@@ -7,6 +7,7 @@ wrappers over :func:`evaluate_specs` and :func:`train_and_save`.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -212,12 +213,19 @@ def train_and_save(
         "data_sha256": data_hash(all_texts, all_labels),
         "label_counts": {label: all_labels.count(label) for label in LABELS},
     }
-    model.save(out_dir, name=out_dir.name, spec=spec.name, resolved_params={**spec.params, **params},
+    # saved beside the target and swapped in whole: no files of an earlier model of another
+    # family are left behind, and a failed save leaves the earlier model as it was
+    staging = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(staging, name=out_dir.name, spec=spec.name, resolved_params={**spec.params, **params},
                training_data=training_data, cv_metrics=cv_metrics or {}, train_seconds=round(seconds, 1))
     card = model_card(out_dir.name, spec, params, training_data, cv_metrics or {})
     if hasattr(model, "top_features"):  # linear models over n-grams can show what they learned
         card += "\n" + top_features_markdown(out_dir.name, model.top_features())
-    (out_dir / "README.md").write_text(card)
+    (staging / "README.md").write_text(card)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
     return model, seconds
 
 

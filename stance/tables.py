@@ -121,7 +121,8 @@ def _tuning_lines(results: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "## Settings chosen by inner grouped CV", "",
              "Each outer fold tunes on its own training rows; counts are outer folds x runs. "
-             "`final` is the setting chosen on all seeds for the challenge-set model.", "",
+             "`final` is the setting chosen on all seeds for the challenge-set model (blank for runs "
+             "saved before it was recorded).", "",
              "| model | grid | chosen in LODO folds | chosen in k-fold folds | final |", "|---|---|---|---|---|"]
     for key, r in tuned.items():
         grid = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"

@@ -246,3 +246,17 @@ def test_a_tuned_spec_records_its_chosen_and_final_settings(monkeypatch):
     assert len(lodo_choices[0]) == 5 and all(p["C"] in (1.0, 2.0) for p in lodo_choices[0].values())
     assert len(result["kfold"]["chosen_params"]) == 1
     assert result["final_params"]["C"] in (1.0, 2.0) and "macro_f1" in result["challenge"]
+
+
+def test_shipping_a_model_replaces_the_whole_folder(tmp_path):
+    from stance.experiment import BASELINE_SPECS, train_and_save
+    from stance.models import load_model
+
+    folder = tmp_path / "transformer"
+    folder.mkdir()
+    (folder / "head.npz").write_bytes(b"left by a model of another family")
+    (folder / "encoder").mkdir()
+    model, seconds = train_and_save(BASELINE_SPECS[0], folder, include_supplement=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "tfidf.npz", "vocabulary.json"]
+    assert not (tmp_path / ".transformer.partial").exists() and seconds >= 0
+    assert load_model(folder).predict(["Encryption protects everyone."]) == model.predict(["Encryption protects everyone."])
