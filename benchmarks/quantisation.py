@@ -1,14 +1,15 @@
 """Does int8 dynamic quantisation cost the fine-tuned transformer macro-F1? Leave-one-document-out, fp32 vs int8.
 
 Per leave-one-document-out fold of the seed sentences (``stance.evaluation.lodo_folds``), the
-``minilm-finetune`` spec is fitted once on the fold's training rows plus the supplement (training
-seed ``stance.experiment.SEED``); that SAME fitted model then predicts the held-out document twice,
+``minilm-finetune`` spec gets its learning rate chosen on the fold's training rows as in the
+evaluation (``stance.evaluation.tune``), then is fitted once on those rows plus the supplement
+(training seed ``stance.experiment.SEED``); that SAME fitted model then predicts the held-out document twice,
 as is (fp32) and through :meth:`TransformerModel.quantized` (int8 Linear layers). The pooled
 out-of-fold predictions give one macro-F1 for each, so the difference is the quantisation alone,
 not training noise. The int8 path may be recommended only if the drop is at most ``MAX_DROP``.
 
-Writes ``benchmarks/results/quantisation.json`` and ``quantisation.md``. Takes about 10 minutes on
-2 cores (five fine-tunings). Run: ``python benchmarks/quantisation.py``.
+Writes ``benchmarks/results/quantisation.json`` and ``quantisation.md``. Five fine-tunings and two
+tuning fits per fold: about half an hour on 2 cores. Run: ``python benchmarks/quantisation.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MAX_DROP = 0.01  # the issue's rule: int8 only if LODO macro-F1 stays within 0.0
 def run() -> dict[str, Any]:
     """Fit every LODO fold once, predict its test document in fp32 and int8; pooled metrics."""
     from stance.data import seed_rows, supplement_rows
-    from stance.evaluation import compute_metrics, lodo_folds
+    from stance.evaluation import compute_metrics, lodo_folds, tune
     from stance.experiment import SEED, TRANSFORMER_SPECS
     from stance.labels import LABEL_TO_ID
 
@@ -40,15 +41,18 @@ def run() -> dict[str, Any]:
     extra = supplement_rows()
     extra_texts, extra_labels = [r["text"] for r in extra], [r["label"] for r in extra]
     y = np.array([LABEL_TO_ID[label] for label in labels])
-    folds = lodo_folds([r["doc"] for r in rows], [r["group"] for r in rows])
+    docs, groups = np.array([r["doc"] for r in rows]), np.array([r["group"] for r in rows])
+    folds = lodo_folds(docs, groups)
     load_before = os.getloadavg()[0]
     proba = {"fp32": np.full((len(rows), 3), np.nan), "int8": np.full((len(rows), 3), np.nan)}
     per_fold = []
     started = time.perf_counter()
     for fold in folds:
         fit_start = time.perf_counter()
-        model = spec.build(SEED).fit([texts[i] for i in fold.train] + extra_texts,
-                                     [labels[i] for i in fold.train] + extra_labels)
+        # the learning rate is chosen as in the evaluation, on the fold's training rows only
+        params, _ = tune(spec, texts, labels, docs, groups, fold.train, (extra_texts, extra_labels), "lodo", SEED)
+        model = spec.build(SEED, **params).fit([texts[i] for i in fold.train] + extra_texts,
+                                               [labels[i] for i in fold.train] + extra_labels)
         fit_seconds = time.perf_counter() - fit_start
         test = [texts[i] for i in fold.test]
         timings = {}
@@ -57,7 +61,8 @@ def run() -> dict[str, Any]:
             proba[name][fold.test] = variant.predict_proba(test)
             timings[name] = time.perf_counter() - t0
         agree = float(np.mean(proba["fp32"][fold.test].argmax(1) == proba["int8"][fold.test].argmax(1)))
-        per_fold.append({"fold": fold.name, "test_sentences": len(test), "fit_seconds": round(fit_seconds, 1),
+        per_fold.append({"fold": fold.name, "chosen_params": params, "test_sentences": len(test),
+                         "fit_seconds": round(fit_seconds, 1),
                          "label_agreement": agree, "predict_seconds": {k: round(v, 3) for k, v in timings.items()}})
         print(f"{fold.name}: {len(test)} test sentences, fit {fit_seconds:.0f} s, fp32/int8 label agreement "
               f"{agree:.3f}", flush=True)
@@ -66,6 +71,7 @@ def run() -> dict[str, Any]:
     return {
         "spec": spec.name,
         "params": spec.params,
+        "grid": spec.grid,
         "seed": SEED,
         "folds": len(folds),
         "sentences": len(rows),
@@ -102,7 +108,9 @@ def markdown(result: dict[str, Any]) -> str:
         + ("int8 may be used (opt-in: `stance.load(..., quantize=True)`)." if result["int8_acceptable"]
            else "int8 is not recommended; the default stays fp32."),
         "",
-        f"Spec `{result['spec']}` {json.dumps(result['params'])}, seed {result['seed']}: each of the "
+        f"Spec `{result['spec']}` {json.dumps(result['params'])}, grid {json.dumps(result['grid'])} tuned per "
+        f"fold on its training rows (chosen: {', '.join(json.dumps(f['chosen_params']) for f in result['per_fold'])}), "
+        f"seed {result['seed']}: each of the "
         f"{result['folds']} folds fitted once on its training sentences + {result['supplement_sentences']} "
         "supplement sentences; the same fitted model predicts the held-out document in fp32 and int8 "
         "(`torch.ao.quantization.quantize_dynamic` on every `Linear`). "
