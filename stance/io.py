@@ -198,24 +198,20 @@ class RowWriter:
             self.writer.writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
-        if self.fmt == "parquet":
-            self.buffer.append({c: row.get(c) for c in self.columns})
-            if len(self.buffer) >= PARQUET_ROWS_PER_GROUP:
-                self._flush()
-        elif self.fmt == "csv":
-            self.writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in self.columns})
-        else:
-            self.handle.write(self.encode({c: row.get(c) for c in self.columns}) + "\n")
+        self.write_rows((row,))
 
     def write_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Write many rows; JSONL and CSV in one call to the file."""
+        projected = ({c: row.get(c) for c in self.columns} for row in rows)
         if self.fmt == "parquet":
-            for row in rows:
-                self.write(row)
+            for row in projected:
+                self.buffer.append(row)
+                if len(self.buffer) >= PARQUET_ROWS_PER_GROUP:
+                    self._flush()
         elif self.fmt == "csv":
-            self.writer.writerows({c: ("" if row.get(c) is None else row.get(c)) for c in self.columns} for row in rows)
+            self.writer.writerows({c: ("" if v is None else v) for c, v in row.items()} for row in projected)
         else:
-            self.handle.writelines(self.encode({c: row.get(c) for c in self.columns}) + "\n" for row in rows)
+            self.handle.writelines(self.encode(row) + "\n" for row in projected)
 
     def write_table(self, table: Any) -> None:
         """Write every row of a ``pyarrow.Table`` holding (at least) this writer's columns.

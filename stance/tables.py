@@ -105,12 +105,15 @@ def results_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _chosen_counts(runs: list[dict[str, dict[str, Any]]]) -> str:
     """How often each chosen setting won over the outer folds of every run (seed or repeat)."""
     from collections import Counter
 
-    counts = Counter(", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(p.items()))
-                     for run in runs for p in run.values())
+    counts = Counter(", ".join(f"{k}={_value(v)}" for k, v in sorted(p.items())) for run in runs for p in run.values())
     return "; ".join(f"{setting} ({n})" for setting, n in sorted(counts.items()))
 
 
@@ -125,8 +128,7 @@ def _tuning_lines(results: dict[str, Any]) -> list[str]:
              "saved before it was recorded).", "",
              "| model | grid | chosen in LODO folds | chosen in k-fold folds | final |", "|---|---|---|---|---|"]
     for key, r in tuned.items():
-        grid = "; ".join(f"{k}: {', '.join(f'{v:g}' if isinstance(v, float) else str(v) for v in values)}"
-                         for k, values in sorted(r["grid"].items()))
+        grid = "; ".join(f"{k}: {', '.join(map(_value, values))}" for k, values in sorted(r["grid"].items()))
         final = r.get("final_params")
         lines.append(f"| {key} | {grid} | {_chosen_counts(r['lodo']['chosen_params'])} | "
                      f"{_chosen_counts(r['kfold']['chosen_params'])} | "
