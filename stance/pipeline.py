@@ -78,20 +78,22 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
     return table
 
 
-_LATER_SPEC_OPTIONS = {"single_inner_split": False}
+# ModelSpec fields added after the first full grid was run
+_LATER_SPEC_OPTIONS = ("single_inner_split",)
 
 
 def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -> str:
     """Identifies one setting's evaluation: spec, protocol sizes, seed and every labelled row."""
-    from dataclasses import asdict
+    from dataclasses import asdict, fields
 
     from stance.data import challenge_rows, data_hash, seed_rows, supplement_rows
 
     rows = seed_rows() + supplement_rows() + challenge_rows()
     described = asdict(spec)
-    # an option added after a grid was run leaves earlier fingerprints unchanged while it is off
-    for option, off in _LATER_SPEC_OPTIONS.items():
-        if described.get(option) == off:
+    # an option added after a grid was run leaves earlier fingerprints unchanged at its default
+    defaults = {f.name: f.default for f in fields(spec)}
+    for option in _LATER_SPEC_OPTIONS:
+        if option in described and described[option] == defaults[option]:
             del described[option]
     setting = json.dumps({"spec": described, "supplement": supplement, "repeats": repeats, "bootstrap": n_boot,
                           "seed": SEED, "data": data_hash([r["text"] for r in rows], [r["label"] for r in rows])},
