@@ -1,0 +1,43 @@
+"""Turn the writers' contrast files into the contrast sets and their blind files.
+
+* ``contrast``: merges ``data/contrast/parts/*.csv`` (training contrast groups), assigns ids ``con0001``...;
+* ``contrast_test``: ``data/contrast_test/contrast_test_written.csv`` (the independent test set), ids ``ct0001``...
+
+Each gets ``written_label`` (the writer's label: pass 1) and a shuffled ``blind.csv`` (id, text; labels
+hidden) for the blind second pass. Leakage control runs later, in ``stance build-data``, and drops whole
+groups. Refuses to overwrite a set once it exists: after adjudication it holds final labels.
+"""
+
+import random
+import sys
+from pathlib import Path
+
+from stance.data import read_csv, write_csv
+from stance.experiment import SEED
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FIELDS = ["id", "group", "text", "label", "written_label", "family", "construction", "register", "speaker_kind", "note"]
+
+
+def prepare(name: str, rows: list[dict[str, str]], prefix: str) -> None:
+    target = DATA / name / f"{name}.csv"
+    if target.exists() and "--force" not in sys.argv:
+        sys.exit(f"{target} exists; it holds adjudicated labels. Use --force to rebuild it.")
+    out = [{**r, "id": f"{prefix}{k:04d}", "written_label": r["label"], "text": " ".join(r["text"].split())}
+           for k, r in enumerate(rows, 1)]
+    write_csv(target, out, FIELDS)
+    blind = [{"id": r["id"], "text": r["text"]} for r in out]
+    random.Random(SEED + 2).shuffle(blind)
+    write_csv(DATA / name / "blind.csv", blind, ["id", "text"])
+    print(f"{name}: {len(out)} sentences in {len({r['group'] for r in out})} groups")
+
+
+if __name__ == "__main__":
+    which = sys.argv[1]
+    if which == "contrast_test":
+        prepare("contrast_test", read_csv(DATA / "contrast_test" / "contrast_test_written.csv"), "ct")
+    elif which == "contrast":
+        parts = [row for path in sorted((DATA / "contrast" / "parts").glob("*.csv")) for row in read_csv(path)]
+        prepare("contrast", parts, "con")
+    else:
+        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force]")
