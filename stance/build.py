@@ -9,8 +9,11 @@ from typing import Any
 from stance import paths
 from stance.agreement import Agreement, agreement_from_files, compare_passes
 from stance.data import (
+    AnnotationError,
     build_sentence_table,
     challenge_rows,
+    contrast_rows,
+    contrast_test_rows,
     join_annotations,
     label_counts,
     read_csv,
@@ -30,6 +33,63 @@ def _written_set_agreement(name: str, rows: list[dict[str, str]], folder: Path) 
         read_csv(folder / "adjudication.csv"),
         {r["id"]: r["label"] for r in rows},
     )
+
+
+FROZEN_FILE = "FROZEN"
+
+
+def check_frozen(folder: Path) -> str:
+    """sha256 of the frozen contrast test set; raises ``ValueError`` if it changed since it was frozen.
+
+    ``FROZEN`` holds the hash recorded when the set was frozen (before any model was trained
+    against it); a missing ``FROZEN`` means the set is not frozen yet and is returned as is.
+    """
+    from stance.weights import file_sha256
+
+    digest = file_sha256(folder / "contrast_test.csv")
+    marker = folder / FROZEN_FILE
+    if marker.exists() and marker.read_text().split()[0] != digest:
+        raise ValueError(f"{folder / 'contrast_test.csv'} changed after it was frozen (sha256 {digest}, "
+                         f"recorded {marker.read_text().split()[0]})")
+    return digest
+
+
+def build_article_set(name: str, data: Path) -> tuple[dict[str, Any], Agreement | None]:
+    """Build a mini-article set (:func:`stance.articles.build_set`) with its adjudicated labels,
+    and the agreement of the writer's labels with the blind second pass over the sentences it covers."""
+    from stance.articles import build_set, render, written_articles
+
+    folder = data / name
+    adjudication = read_csv(folder / "adjudication.csv") if (folder / "adjudication.csv").exists() else []
+    overrides = {(row["id"].split(":")[0], int(row["id"].split(":")[1])): row["final"] for row in adjudication}
+    counts = build_set(name, data, overrides)
+    if not (folder / "pass2_blind.csv").exists():
+        return counts, None
+    second = {f"{r['doc']}:{r['index']}": r["label"] for r in read_csv(folder / "pass2_blind.csv")}
+    first, final = {}, {}
+    for article in written_articles(name, data):
+        for index, span in enumerate(render(article)[1]):
+            key = f"{article['id']}:{index}"
+            if key in second:
+                first[key] = span.label
+                final[key] = overrides.get((article["id"], index), span.label)
+    counts["blind_pass_sentences"] = len(second)
+    if (folder / "pass2_sides.csv").exists():
+        written = {a["id"]: a["side"] for a in written_articles(name, data)}
+        blind = {r["doc"]: r["side"] for r in read_csv(folder / "pass2_sides.csv")}
+        decided = {r["id"]: r for r in (read_csv(folder / "side_adjudication.csv")
+                                         if (folder / "side_adjudication.csv").exists() else [])}
+        for doc, side in blind.items():
+            if side != written[doc] and (doc not in decided or decided[doc]["final"] != written[doc]):
+                raise AnnotationError(f"{name}: article side of {doc} disagrees ({written[doc]} / {side}) and has no "
+                                      "adjudication keeping the written side")
+        from sklearn.metrics import cohen_kappa_score
+
+        docs = sorted(blind)
+        counts["side_agreement"] = {
+            "articles": len(docs), "agree": sum(blind[d] == written[d] for d in docs),
+            "kappa": round(float(cohen_kappa_score([written[d] for d in docs], [blind[d] for d in docs])), 4)}
+    return counts, compare_passes(name, first, second, adjudication, final)
 
 
 def build(data: Path | None = None, seeds: Path | None = None) -> dict[str, Any]:
@@ -67,16 +127,27 @@ def build(data: Path | None = None, seeds: Path | None = None) -> dict[str, Any]
             g: sorted(d) for g, d in sorted(docs_of_group.items()) if len(d) > 1
         },
     }
-    for name, loader in (("supplement", supplement_rows), ("challenge", challenge_rows)):
+    loaders = (("supplement", supplement_rows), ("challenge", challenge_rows), ("contrast", contrast_rows),
+               ("contrast_test", contrast_test_rows))
+    for name, loader in loaders:
         folder = data / name
         if (folder / f"{name}.csv").exists():
             extra = loader(data)
             summary[name] = {
                 "sentences": len(extra),
                 "labels": dict(Counter(r["label"] for r in extra)),
-                "families": len({r["family"] for r in extra}),
+                "families": len({r["family"] for r in extra if r.get("family")}),
             }
-            agreements.append(_written_set_agreement(name, extra, folder))
+            if "group" in extra[0] and name.startswith("contrast"):
+                summary[name]["groups"] = len({r["group"] for r in extra})
+            if (folder / "pass2_blind.csv").exists():
+                agreements.append(_written_set_agreement(name, extra, folder))
+    if (data / "contrast_test" / "contrast_test.csv").exists():
+        summary["contrast_test"]["sha256"] = check_frozen(data / "contrast_test")
+    for name in ("articles", "article_test"):
+        if any((data / name / "written").glob("*.json")):
+            summary[name], agreement = build_article_set(name, data)
+            agreements += [agreement] if agreement else []
     summary["agreement"] = [a.as_dict() for a in agreements]
     summary_json(summary, data / "summary.json")
     return summary
@@ -94,11 +165,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"near-duplicate groups: {summary['groups']} ({summary['groups_with_copies']} with copies, "
         f"{summary['groups_spanning_documents']} spanning documents)"
     )
-    for name in ("supplement", "challenge"):
+    for name in ("supplement", "challenge", "contrast", "contrast_test", "articles", "article_test"):
         if name in summary:
             part = summary[name]
             counts = ", ".join(f"{label} {part['labels'].get(label, 0)}" for label in LABELS)
-            lines.append(f"{name}: {part['sentences']} sentences ({counts}), {part['families']} families")
+            size = (f"{part['articles']} articles, " if "articles" in part else "") + f"{part['sentences']} sentences"
+            extra = f", {part['groups']} groups" if "groups" in part else ""
+            lines.append(f"{name}: {size} ({counts}){extra}")
     for agreement in summary["agreement"]:
         lines.append(
             f"agreement {agreement['name']}: Cohen's kappa {agreement['kappa']:.3f} over {agreement['n']} items "
