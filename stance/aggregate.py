@@ -33,3 +33,39 @@ def summarise(proba: np.ndarray) -> dict[str, Any]:
         summary[f"mean_p_{label}"] = float(means[i])
     summary["net_stance"] = net_stance(counts)
     return summary
+
+
+# Article-level label rule, declared before the article-level test was run: an article whose
+# sentences mostly take no side is neutral coverage; one whose sided sentences lean clearly one way
+# takes that side; otherwise it is mixed.
+ENGAGEMENT_MIN = 0.2
+BALANCE_MIN = 1 / 3
+ARTICLE_LABELS = ("pro-encryption", "pro-scanning", "mixed", "neutral coverage")
+
+
+def article_label(counts: np.ndarray) -> str:
+    """The article-level label from per-label sentence counts (``LABELS`` order).
+
+    *engagement* = (n_enc + n_scan) / n; *balance* = (n_enc - n_scan) / (n_enc + n_scan).
+    ``neutral coverage`` when engagement < 0.2 (or no sentence); else ``pro-encryption`` when
+    balance >= 1/3, ``pro-scanning`` when balance <= -1/3, and ``mixed`` in between.
+    """
+    counts = np.asarray(counts)
+    n = int(counts.sum())
+    sided = int(counts[ENCRYPTION] + counts[SCANNING])
+    if n == 0 or sided / n < ENGAGEMENT_MIN:
+        return "neutral coverage"
+    balance = net_stance(counts)
+    if balance >= BALANCE_MIN:
+        return "pro-encryption"
+    if balance <= -BALANCE_MIN:
+        return "pro-scanning"
+    return "mixed"
+
+
+def article_side(label: str) -> str:
+    """The three-way article side of an :data:`ARTICLE_LABELS` value: mixed and neutral coverage
+    both count as ``neutral-or-balanced``."""
+    if label not in ARTICLE_LABELS:
+        raise ValueError(f"unknown article label {label!r}; known: {ARTICLE_LABELS}")
+    return label if label in {"pro-encryption", "pro-scanning"} else "neutral-or-balanced"

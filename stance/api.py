@@ -12,9 +12,9 @@ import numpy as np
 
 from stance import paths
 from stance.aggregate import summarise
+from stance.context import segment_with_context
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, StanceModel, load_model
-from stance.segment import segment
 
 NAMED_MODELS = ("baseline", "transformer")
 DEFAULT_FILE = "DEFAULT"
@@ -187,6 +187,8 @@ def score_article(text: str, model: str | Path | None = None, top_k: int = 3) ->
     non-string and ``ValueError`` for empty text.
     """
     _check_text(text, None)
-    spans = segment(text)
-    proba = load(model).predict_proba([s.text for s in spans])
+    spans, contexts = segment_with_context(text)
+    # each sentence is read with its headline, list lead-in and previous sentence (models built
+    # with use_context use them; the others ignore them)
+    proba = load(model).predict_proba([s.text for s in spans], contexts)
     return score_sentences(text, proba, spans, model_label(model), top_k)

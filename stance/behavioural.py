@@ -24,7 +24,9 @@ The template file has ``lexicons`` (slot name -> values), ``claims`` (side -> li
 
 ``sentences``
     MFT only: literal ``sentences`` plus ``templates`` (``{"template", "slots"}``) expanded
-    over the full product of their slot values, in the order written.
+    over the full product of their slot values, in the order written. A sentence may be
+    ``{"text", "label"}`` with its own expected label: minimal pairs (the same topic words,
+    different sides) list both members so, under one test.
 ``claims``
     One case per claim, interleaving the two sides (scanning 0, encryption 0, scanning 1, ...).
     The claim at position ``p`` of side ``s`` (0 scanning, 1 encryption) has rotation index
@@ -261,17 +263,24 @@ def _vary_spec(name: str, test: Mapping[str, Any]) -> tuple[list[str], int]:
 
 def _generate_sentences(name: str, test: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str | None]]:
     expected = test.get("expected")
-    texts = [_fill(sentence, {}) for sentence in test.get("sentences", [])]
+    labelled: list[tuple[str, str | None]] = []
+    for sentence in test.get("sentences", []):
+        if isinstance(sentence, Mapping):
+            if not isinstance(sentence.get("text"), str) or "label" not in sentence:
+                raise TemplateError(f"test {name}: a labelled sentence needs 'text' and 'label'")
+            labelled.append((_fill(sentence["text"], {}), sentence["label"]))
+        else:
+            labelled.append((_fill(sentence, {}), expected))
     for item in test.get("templates", []):
         template, slots = item.get("template"), item.get("slots", {})
         if not isinstance(template, str) or not isinstance(slots, Mapping):
             raise TemplateError(f"test {name}: each template needs 'template' and 'slots'")
         order = list(slots)
         for combo in itertools.product(*(slots[slot] for slot in order)):
-            texts.append(_fill(template, dict(zip(order, combo, strict=True))))
-    if not texts:
+            labelled.append((_fill(template, dict(zip(order, combo, strict=True))), expected))
+    if not labelled:
         raise TemplateError(f"test {name}: no sentences")
-    return [((text,), expected) for text in texts]
+    return [((text,), label) for text, label in labelled]
 
 
 def _generate_claims(

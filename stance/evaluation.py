@@ -191,8 +191,9 @@ def paired_comparison(
     clusters: np.ndarray | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    statistic: Callable[[np.ndarray, np.ndarray], float] = macro_f1,
 ) -> dict[str, float]:
-    """Paired bootstrap of macro-F1(a) - macro-F1(b) on the same sentences and folds.
+    """Paired bootstrap of statistic(a) - statistic(b) (macro-F1 by default) on the same items and folds.
 
     Returns the observed difference, its 95% CI, and ``p`` = share of resamples where the
     difference is <= 0 (one-sided evidence that ``a`` beats ``b``).
@@ -200,8 +201,8 @@ def paired_comparison(
     rng = np.random.default_rng(seed)
 
     def diff(idx: np.ndarray) -> float:
-        a = np.mean([macro_f1(y[idx], p[idx]) for p in preds_a])
-        b = np.mean([macro_f1(y[idx], p[idx]) for p in preds_b])
+        a = np.mean([statistic(y[idx], p[idx]) for p in preds_a])
+        b = np.mean([statistic(y[idx], p[idx]) for p in preds_b])
         return float(a - b)
 
     observed = diff(np.arange(len(y)))
@@ -209,6 +210,57 @@ def paired_comparison(
     low, high = np.percentile(draws, [2.5, 97.5])
     return {"difference": observed, "ci_low": float(low), "ci_high": float(high),
             "p_not_better": float(np.mean(draws <= 0))}
+
+
+def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Share of items whose prediction equals the truth (0 for no items)."""
+    return float(np.mean(y == pred)) if len(y) else 0.0
+
+
+def pair_counts(y: np.ndarray, pred: np.ndarray, groups: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per contrast group (in sorted group order): its number of within-group sentence pairs and how
+    many of them have both members right. A group of k sentences has k(k-1)/2 pairs."""
+    groups_arr = np.asarray(groups)
+    right = np.asarray(y) == np.asarray(pred)
+    names = np.unique(groups_arr)
+    pairs, both = np.zeros(len(names)), np.zeros(len(names))
+    for g, name in enumerate(names):
+        members = right[groups_arr == name]
+        k, r = len(members), int(members.sum())
+        pairs[g], both[g] = k * (k - 1) / 2, r * (r - 1) / 2
+    return pairs, both
+
+
+def pair_accuracy(y: np.ndarray, pred: np.ndarray, groups: Sequence[str]) -> float:
+    """Contrast-set pair accuracy: the share of within-group sentence pairs whose two members are
+    both labelled right (Gardner et al., 2020, report consistency over a contrast set; this is its
+    pairwise form). In [0, 1]; 0 when there are no pairs."""
+    pairs, both = pair_counts(y, pred, groups)
+    return float(both.sum() / pairs.sum()) if pairs.sum() else 0.0
+
+
+def pair_accuracy_ci(y: np.ndarray, pred: np.ndarray, groups: Sequence[str], n_boot: int = 1000, seed: int = 0,
+                     baseline: np.ndarray | None = None) -> dict[str, float]:
+    """95% percentile CI of pair accuracy by resampling whole contrast groups.
+
+    With ``baseline`` predictions, the CI and one-sided ``p_not_better`` are of the paired
+    difference (model - baseline) on the same resampled groups.
+    """
+    pairs, both = pair_counts(y, pred, groups)
+    other = pair_counts(y, baseline, groups)[1] if baseline is not None else np.zeros_like(both)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(pairs), len(pairs))
+        total = pairs[idx].sum()
+        draws.append((both[idx].sum() - other[idx].sum()) / total if total else 0.0)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    observed = float((both.sum() - other.sum()) / pairs.sum()) if pairs.sum() else 0.0
+    out = {"value": observed, "ci_low": float(low), "ci_high": float(high)}
+    if baseline is not None:
+        out = {"difference": observed, "ci_low": float(low), "ci_high": float(high),
+               "p_not_better": float(np.mean(np.asarray(draws) <= 0))}
+    return out
 
 
 # ---------------------------------------------------------------- cross-validation
@@ -229,14 +281,16 @@ def _fit_predict(
     params: dict[str, Any],
     texts: list[str],
     labels: list[str],
+    contexts: list[str],
     train: np.ndarray,
     test: np.ndarray,
-    extra: tuple[list[str], list[str]],
+    extra: tuple[list[str], list[str], list[str]],
     seed: int,
 ) -> np.ndarray:
     model = spec.build(seed, **params)
-    model.fit([texts[i] for i in train] + extra[0], [labels[i] for i in train] + extra[1])
-    return model.predict_proba([texts[i] for i in test])
+    model.fit([texts[i] for i in train] + extra[0], [labels[i] for i in train] + extra[1],
+              [contexts[i] for i in train] + extra[2])
+    return model.predict_proba([texts[i] for i in test], [contexts[i] for i in test])
 
 
 def _inner_folds(
@@ -268,14 +322,19 @@ def tune(
     docs: np.ndarray,
     groups: np.ndarray,
     train: np.ndarray,
-    extra: tuple[list[str], list[str]],
+    extra: tuple[list[str], ...],
     inner: str,
     seed: int,
+    contexts: list[str] | None = None,
 ) -> tuple[dict[str, Any], list[int]]:
     """Pick the grid point with the best inner-fold macro-F1, using only rows in ``train``.
 
-    Returns the chosen params and every row index the tuning looked at.
+    ``extra``: texts, labels and contexts that join every inner training set. Returns the chosen
+    params and every row index the tuning looked at.
     """
+    contexts = list(contexts) if contexts is not None else [""] * len(texts)
+    if len(extra) == 2:  # texts and labels only: no context
+        extra = (list(extra[0]), list(extra[1]), [""] * len(extra[0]))
     candidates = spec.candidates()
     if len(candidates) <= 1:
         return (candidates[0] if candidates else {}), []
@@ -285,7 +344,8 @@ def tune(
     best, best_score = candidates[0], -1.0
     for params in candidates:
         scores = [
-            macro_f1(y[f.test], _fit_predict(spec, params, texts, labels, f.train, f.test, extra, seed).argmax(1))
+            macro_f1(y[f.test],
+                     _fit_predict(spec, params, texts, labels, contexts, f.train, f.test, extra, seed).argmax(1))
             for f in folds
         ]
         if np.mean(scores) > best_score:
@@ -305,10 +365,13 @@ def cross_validate(
     inner: str = "lodo",
     seed: int = 0,
     tuned: dict[str, tuple[dict[str, Any], list[int]]] | None = None,
+    contexts: Sequence[str] | None = None,
+    extra_contexts: Sequence[str] | None = None,
 ) -> CVRun:
     """Nested CV: per outer fold, tune on its training rows, fit, predict its test rows.
 
     ``extra_*`` rows join every training set (outer and inner) and are never tested.
+    ``contexts``/``extra_contexts``: one context string per row (empty when ``None``).
     ``tuned`` (outer fold name -> chosen params and tuning rows) is read and filled, so runs
     that differ only in the training seed tune each outer fold once.
     Raises :class:`FoldLeakError` if a fold splits a near-duplicate group.
@@ -316,17 +379,20 @@ def cross_validate(
     texts, labels = list(texts), list(labels)
     docs_arr, groups_arr = np.asarray(docs), np.asarray(groups)
     check_folds(folds, groups_arr)
-    extra = (list(extra_texts), list(extra_labels))
+    contexts = list(contexts) if contexts is not None else [""] * len(texts)
+    extra = (list(extra_texts), list(extra_labels),
+             list(extra_contexts) if extra_contexts is not None else [""] * len(extra_texts))
     proba = np.full((len(texts), len(LABELS)), np.nan)
     chosen: dict[str, dict[str, Any]] = {}
     seen: dict[str, list[int]] = {}
     tuned = {} if tuned is None else tuned
     for fold in folds:
         if fold.name not in tuned:
-            tuned[fold.name] = tune(spec, texts, labels, docs_arr, groups_arr, fold.train, extra, inner, seed)
+            tuned[fold.name] = tune(spec, texts, labels, docs_arr, groups_arr, fold.train, extra, inner, seed,
+                                    contexts)
         params, seen[fold.name] = tuned[fold.name]
         chosen[fold.name] = params
-        proba[fold.test] = _fit_predict(spec, params, texts, labels, fold.train, fold.test, extra, seed)
+        proba[fold.test] = _fit_predict(spec, params, texts, labels, contexts, fold.train, fold.test, extra, seed)
     if np.isnan(proba).any():
         raise ValueError("folds do not cover every row exactly once")
     return CVRun(proba, [f.name for f in folds], chosen, seen)

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from stance.aggregate import summarise
+from stance.context import segment_with_context
 from stance.labels import LABELS
-from stance.segment import segment
 
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
 TABLE_SUFFIXES = {".jsonl", ".csv"}
@@ -120,10 +120,12 @@ def score_stream(
     row with ``error`` set.
     """
     for batch in _batches(articles, articles_per_batch):
-        spans = [segment(a.text) if a.error is None else [] for a in batch]
+        pieces = [segment_with_context(a.text) if a.error is None else ([], []) for a in batch]
+        spans = [sentences for sentences, _ in pieces]
         texts = [s.text for sentences in spans for s in sentences]
+        contexts = [c for _, mine in pieces for c in mine]
         try:
-            proba = model.predict_proba(texts) if texts else np.zeros((0, len(LABELS)))
+            proba = model.predict_proba(texts, contexts) if texts else np.zeros((0, len(LABELS)))
         except Exception as problem:  # one bad batch must not stop the job; report every article in it
             for article in batch:
                 yield [], error_article_row(article, model_name, f"scoring failed: {problem}")

@@ -29,3 +29,8 @@ def models_dir() -> Path:
 
 def results_dir() -> Path:
     return project_root() / "experiments" / "results"
+
+
+def encoders_dir() -> Path:
+    """Where downloaded encoder weights are unpacked (``cache/encoders``, git-ignored)."""
+    return project_root() / "cache" / "encoders"

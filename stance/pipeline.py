@@ -1,10 +1,11 @@
 """The jobs behind ``make all`` / ``stance evaluate`` / ``stance train``: evaluate, select, ship.
 
-Selection rule (declared before any run, issue 10): among the evaluated models, each with and
-without the supplement, choose the highest mean of seed leave-one-document-out macro-F1 and
-challenge-set macro-F1; a model that never predicts one of the three labels on the challenge
-set cannot be chosen. The best TF-IDF model ships as ``baseline``, the best encoder-based model
-as ``transformer``, and the better of those two becomes the default model.
+Selection rule (declared in the README before the contrast-data runs, issue 15): among the
+evaluated settings, choose the highest mean of four figures: seed leave-one-document-out macro-F1,
+challenge-set macro-F1, contrast-test pair accuracy and article-test side accuracy; a model that
+never predicts one of the three labels on the challenge set cannot be chosen. The best TF-IDF
+setting ships as ``baseline``, the best encoder-based setting (ensembles included) as
+``transformer``, and the better of those two becomes the default model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from stance import paths
 from stance.evaluation import ModelSpec
 from stance.experiment import (
     BASELINE_SPECS,
+    CONTEXT_BASELINE_SPECS,
     EMBEDDING_SPECS,
+    ENSEMBLE_SPECS,
+    MPNET_SPECS,
     REFERENCE_SPECS,
     SEED,
     TRANSFORMER_SPECS,
@@ -32,21 +36,40 @@ from stance.experiment import (
 )
 from stance.labels import LABELS
 
-GRIDS = {
-    "main": REFERENCE_SPECS + BASELINE_SPECS + EMBEDDING_SPECS,
-    "full": REFERENCE_SPECS + BASELINE_SPECS + EMBEDDING_SPECS + TRANSFORMER_SPECS,
+
+def _settings(specs: list[ModelSpec], *training: str) -> list[tuple[ModelSpec, str]]:
+    return [(spec, extra) for extra in training for spec in specs]
+
+
+_MAIN = (_settings(REFERENCE_SPECS, "all") + _settings(BASELINE_SPECS[:1], "supplement", "all")
+         + _settings(CONTEXT_BASELINE_SPECS, "all"))
+# (spec, training set) pairs; the training set names come from stance.data.EXTRA_SETS
+GRIDS: dict[str, list[tuple[ModelSpec, str]]] = {
+    # `make all`: the reference models, the TF-IDF baseline before and after the contrast data, and
+    # with context; minutes on 2 cores
+    "main": _MAIN,
+    # `make experiments`: every variant: frozen MiniLM and mpnet (with and without context), their
+    # ensembles with TF-IDF, and the fine-tuned transformers; its committed selection drives `make train`
+    "full": _MAIN + _settings(EMBEDDING_SPECS + MPNET_SPECS + ENSEMBLE_SPECS, "all")
+    + _settings(BASELINE_SPECS[1:], "all") + _settings(TRANSFORMER_SPECS[2:], "all"),
 }
 REFERENCE_FAMILIES = {s.family for s in REFERENCE_SPECS}
 BASELINE_FAMILIES = {"tfidf"}
-ALL_SPECS = {s.name: s for s in GRIDS["full"]}
+ALL_SPECS = {s.name: s for s in REFERENCE_SPECS + BASELINE_SPECS + CONTEXT_BASELINE_SPECS + EMBEDDING_SPECS
+             + MPNET_SPECS + ENSEMBLE_SPECS + TRANSFORMER_SPECS}
+# the model `stance.predict` used before the contrast data (issue 15 compares against it)
+PREVIOUS_DEFAULT = "tfidf-logreg+supplement"
 
 
-def run_key(name: str, supplement: bool) -> str:
-    return f"{name}{'+supplement' if supplement else ''}"
+def run_key(name: str, extra: str | bool) -> str:
+    """Results key of a setting: the spec name, ``+<training set>`` unless seeds only."""
+    if isinstance(extra, bool):
+        extra = "supplement" if extra else "none"
+    return name if extra == "none" else f"{name}+{extra}"
 
 
 def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) -> str:
-    """Evaluate every spec of ``grid`` with and without the supplement; write the results.
+    """Evaluate every (spec, training set) setting of ``grid``; write the results.
 
     Writes ``experiments/results/<grid>/metrics.json``, ``results.md`` and confusion PNGs,
     and ``selection.json`` with the rule's inputs and winners. Returns the Markdown table.
@@ -57,17 +80,21 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     oofs: dict[str, Any] = {}
-    for supplement in (False, True):
-        for spec in GRIDS[grid]:
-            key = run_key(spec.name, supplement)
-            results[key], oofs[key] = _evaluate_or_resume(spec, supplement, repeats, n_boot, out / "runs")
+    for spec, extra in GRIDS[grid]:
+        key = run_key(spec.name, extra)
+        results[key], oofs[key] = _evaluate_or_resume(spec, extra, repeats, n_boot, out / "runs")
     for key, result in results.items():
-        baseline = run_key("tfidf-logreg", result["supplement"])
-        if result["family"] not in REFERENCE_FAMILIES and key != baseline:
+        baseline = run_key("tfidf-logreg", result.get("training", result["supplement"]))
+        if result["family"] not in REFERENCE_FAMILIES and key != baseline and baseline in oofs:
             result["paired_vs_baseline"] = paired_against(oofs[baseline], oofs[key], SEED)
+        if result["family"] not in REFERENCE_FAMILIES and key != PREVIOUS_DEFAULT and PREVIOUS_DEFAULT in oofs:
+            result["paired_vs_previous_default"] = paired_against(oofs[PREVIOUS_DEFAULT], oofs[key], SEED)
     selection = select(results)
     payload = {"grid": grid, "seed": SEED, "repeats": repeats, "bootstrap": n_boot, "labels": list(LABELS),
                "results": results, "selection": selection}
+    frozen = paths.data_dir() / "contrast_test" / "FROZEN"
+    if frozen.exists():
+        payload["contrast_test_sha256"] = frozen.read_text().split()[0]
     (out / "metrics.json").write_text(json.dumps(payload, indent=1, default=float) + "\n")
     (out / "selection.json").write_text(json.dumps(selection, indent=2) + "\n")
     from stance.tables import confusion_pngs, results_markdown
@@ -82,13 +109,18 @@ def run_evaluation(grid: str = "main", repeats: int = 10, n_boot: int = 1000) ->
 _LATER_SPEC_OPTIONS = ("single_inner_split",)
 
 
-def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -> str:
+def _fingerprint(spec: ModelSpec, supplement: str, repeats: int, n_boot: int) -> str:
     """Identifies one setting's evaluation: spec, protocol sizes, seed and every labelled row."""
     from dataclasses import asdict, fields
 
-    from stance.data import challenge_rows, data_hash, seed_rows, supplement_rows
+    from stance.data import article_rows, challenge_rows, contrast_test_rows, data_hash, extra_training_rows, seed_rows
+    from stance.experiment import _built
 
-    rows = seed_rows() + supplement_rows() + challenge_rows()
+    rows = seed_rows() + extra_training_rows("all") + challenge_rows()
+    if _built("contrast_test"):
+        rows += contrast_test_rows()
+    if _built("article_test"):
+        rows += article_rows("article_test")
     described = asdict(spec)
     # an option added after a grid was run leaves earlier fingerprints unchanged at its default
     defaults = {f.name: f.default for f in fields(spec)}
@@ -101,7 +133,7 @@ def _fingerprint(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int) -
     return hashlib.sha256(setting.encode()).hexdigest()
 
 
-def _evaluate_or_resume(spec: ModelSpec, supplement: bool, repeats: int, n_boot: int,
+def _evaluate_or_resume(spec: ModelSpec, supplement: str, repeats: int, n_boot: int,
                         runs_dir: Path) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """Evaluate one setting, or reuse its saved run when nothing it depends on has changed.
 
@@ -125,20 +157,32 @@ def _evaluate_or_resume(spec: ModelSpec, supplement: bool, repeats: int, n_boot:
     return result, oof
 
 
+RULE = ("highest mean of seed-LODO macro-F1, challenge macro-F1, contrast-test pair accuracy and article-test "
+        "side accuracy; models that never predict one of the three labels on the challenge set are excluded")
+RULE_PARTS = (("lodo", "macro_f1"), ("challenge", "macro_f1"), ("contrast_test", "pair_accuracy"),
+              ("article_test", "side_accuracy"))
+
+
 def rule_score(result: dict[str, Any]) -> float | None:
-    """Mean of seed-LODO and challenge macro-F1, or ``None`` when the rule excludes the model."""
+    """Mean of the rule's four figures, or ``None`` when the rule excludes the model (or a figure is missing)."""
     challenge = result.get("challenge", {})
     if "macro_f1" not in challenge or set(challenge["predicted_labels"]) != set(LABELS):
         return None
-    return (result["lodo"]["macro_f1"] + challenge["macro_f1"]) / 2
+    figures = [result.get(part, {}).get(key) for part, key in RULE_PARTS]
+    if any(f is None for f in figures):
+        return None
+    return float(np.mean(figures))
 
 
 def select(results: dict[str, Any]) -> dict[str, Any]:
     """Apply the selection rule; return its inputs, the eligible scores and the winners."""
     candidates = {
         key: {"lodo_macro_f1": r["lodo"]["macro_f1"], "challenge_macro_f1": r.get("challenge", {}).get("macro_f1"),
+              "contrast_pair_accuracy": r.get("contrast_test", {}).get("pair_accuracy"),
+              "article_side_accuracy": r.get("article_test", {}).get("side_accuracy"),
               "challenge_predicts_all_labels": set(r.get("challenge", {}).get("predicted_labels", [])) == set(LABELS),
-              "score": rule_score(r), "family": r["family"], "model": r["model"], "supplement": r["supplement"]}
+              "score": rule_score(r), "family": r["family"], "model": r["model"], "supplement": r["supplement"],
+              "training": r.get("training", "supplement" if r["supplement"] else "none")}
         for key, r in results.items() if r["family"] not in REFERENCE_FAMILIES
     }
 
@@ -151,8 +195,7 @@ def select(results: dict[str, Any]) -> dict[str, Any]:
     transformer = best(None, BASELINE_FAMILIES)
     scored = [(candidates[k]["score"], name) for k, name in ((baseline, "baseline"), (transformer, "transformer")) if k]
     return {
-        "rule": "highest mean of seed-LODO macro-F1 and challenge macro-F1; models that never predict one of "
-                "the three labels on the challenge set are excluded",
+        "rule": RULE,
         "candidates": candidates,
         "baseline": baseline,
         "transformer": transformer,
@@ -186,11 +229,13 @@ def train_shipped(which: str = "all", selection_path: Path | None = None) -> dic
             continue
         chosen = metrics[key]
         spec: ModelSpec = ALL_SPECS[chosen["model"]]
-        cv = {part: chosen[part] for part in ("lodo", "kfold", "challenge") if part in chosen}
+        cv = {part: chosen[part] for part in ("lodo", "kfold", "challenge", "contrast_test", "article_test",
+                                              "article_cv") if part in chosen}
         cv["selected_by"] = {"rule": selection["rule"], "results": str(path.relative_to(paths.project_root())),
                              "key": key}
         print(f"training {name} = {key} ...", flush=True)
-        model, seconds[name] = train_and_save(spec, paths.models_dir() / name, chosen["supplement"], SEED, cv)
+        training = chosen.get("training", "supplement" if chosen["supplement"] else "none")
+        model, seconds[name] = train_and_save(spec, paths.models_dir() / name, training, SEED, cv)
         if hasattr(model, "top_features"):
             results_path(f"top_ngrams_{name}.md").write_text(top_features_markdown(name, model.top_features()))
         print(f"  {name} trained in {seconds[name]:.1f} s", flush=True)

@@ -15,6 +15,7 @@ FAMILIES: dict[str, str] = {
     "transformer": "stance.models.transformer:TransformerModel",
     "embedding-logreg": "stance.models.embedding:EmbeddingLogRegModel",
     "setfit": "stance.models.embedding:SetFitModel",
+    "ensemble": "stance.models.ensemble:EnsembleModel",
 }
 
 

@@ -1,9 +1,14 @@
 """The one model contract every stance model meets, and the pieces they share.
 
-A model has ``classes_`` (always :data:`~stance.labels.LABELS`), ``fit(texts, labels)``,
-``predict_proba(texts)`` returning an ``(n, 3)`` array in ``LABELS`` order, ``predict(texts)``
-returning label strings, ``save(directory)`` and ``load(directory)``. Nothing in the
-evaluation, the API or the scripts branches on which family a model belongs to.
+A model has ``classes_`` (always :data:`~stance.labels.LABELS`), ``fit(texts, labels, contexts=None)``,
+``predict_proba(texts, contexts=None)`` returning an ``(n, 3)`` array in ``LABELS`` order,
+``predict(texts, contexts=None)`` returning label strings, ``save(directory)`` and
+``load(directory)``. Nothing in the evaluation, the API or the scripts branches on which family a
+model belongs to.
+
+``contexts`` is one string per text (:func:`stance.context.sentence_contexts`: headline, list
+lead-in, previous sentence; empty for a lone sentence). A model built with ``use_context=True``
+reads it; every other model accepts and ignores it, so callers always pass what they have.
 """
 
 from __future__ import annotations
@@ -34,6 +39,19 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     for position, text in enumerate(out):
         if not isinstance(text, str):
             raise TypeError(f"text at position {position} is {type(text).__name__}, not str")
+    return out
+
+
+def check_contexts(contexts: Sequence[str] | None, n: int) -> list[str]:
+    """``contexts`` as a list of ``n`` strings (``None`` gives ``n`` empty ones).
+
+    Raises ``ValueError`` for a length other than ``n`` and ``TypeError`` naming a non-str position.
+    """
+    if contexts is None:
+        return [""] * n
+    out = check_texts(contexts)
+    if len(out) != n:
+        raise ValueError(f"{len(out)} contexts for {n} texts")
     return out
 
 
@@ -84,15 +102,15 @@ class StanceModel:
         names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
         return {name: getattr(self, name) for name in names}
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> StanceModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> StanceModel:
         raise NotImplementedError
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
+    def predict(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[str]:
         """Most probable label per text (ties go to the earlier label in ``LABELS``)."""
-        proba = self.predict_proba(texts)
+        proba = self.predict_proba(texts, contexts)
         return [LABELS[i] for i in np.argmax(proba, axis=1)]
 
     def save(self, directory: str | Path, **metadata: Any) -> Path:

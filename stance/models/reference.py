@@ -19,12 +19,12 @@ class MajorityModel(StanceModel):
 
     family = "majority"
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> MajorityModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> MajorityModel:
         counts = np.bincount(check_labels(labels), minlength=len(LABELS))
         self.majority_ = int(np.argmax(counts))
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         proba = np.zeros((len(check_texts(texts)), len(LABELS)))
         proba[:, self.majority_] = 1.0
         return proba
@@ -35,12 +35,12 @@ class StratifiedRandomModel(StanceModel):
 
     family = "stratified-random"
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> StratifiedRandomModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> StratifiedRandomModel:
         counts = np.bincount(check_labels(labels), minlength=len(LABELS))
         self.prior_ = counts / counts.sum()
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         texts = check_texts(texts)
         rng = np.random.default_rng(self.seed)
         draws = rng.choice(len(LABELS), size=len(texts), p=self.prior_)
@@ -73,11 +73,11 @@ class KeywordRuleModel(StanceModel):
 
     family = "keyword-rule"
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> KeywordRuleModel:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> KeywordRuleModel:
         check_labels(labels)
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         texts = check_texts(texts)
         proba = np.full((len(texts), len(LABELS)), 0.1)
         for row, text in enumerate(texts):

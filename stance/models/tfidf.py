@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from stance.labels import LABELS
-from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
+from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 ARRAYS_FILE = "tfidf.npz"
+CONTEXT_DIR = "context"
 VOCAB_FILE = "vocabulary.json"
 LEGACY_FILE = "pipeline.skops"
 FORMAT_VERSION = 1
@@ -130,8 +131,11 @@ class CompiledTfidf:
     # ------------------------------------------------------------ from scikit-learn
 
     @classmethod
-    def from_pipeline(cls, pipeline: Any, kind: str) -> CompiledTfidf:
+    def from_pipeline(cls, pipeline: Any, kind: str, columns: slice | None = None) -> CompiledTfidf:
         """Compile a fitted ``Pipeline([("features", FeatureUnion(word, char)), ("classifier", ...)])``.
+
+        ``columns``: the classifier's coefficient columns that belong to these features (when it
+        was fitted on more blocks than the pipeline's own); all of them by default.
 
         Raises ``NotImplementedError`` for vectorizer settings the compiled analyzers do not
         reproduce, rather than predicting something different from scikit-learn.
@@ -158,8 +162,9 @@ class CompiledTfidf:
             "word_ngram_range": list(word.ngram_range),
             "char_ngram_range": list(char.ngram_range),
         }
+        coef = head.coef_ if columns is None else head.coef_[:, columns]
         return cls(kind, settings, _terms(word.vocabulary_), _terms(char.vocabulary_), word.idf_, char.idf_,
-                   head.coef_, np.atleast_1d(head.intercept_), head.classes_)
+                   coef, np.atleast_1d(head.intercept_), head.classes_)
 
     # ------------------------------------------------------------ features
 
@@ -276,10 +281,13 @@ class CompiledTfidf:
         """``(n, 3)`` probabilities in ``LABELS`` order (softmax of SVM margins for ``"svm"``)."""
         if not texts:
             return np.zeros((0, len(LABELS)))
+        if len(self.classes) == 1:
+            return expand_proba(np.ones((len(texts), 1)), [int(self.classes[0])])
+        return self.proba_from_scores(self.decision_function(texts))
+
+    def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, 3)`` from classifier scores as :meth:`decision_function` gives them."""
         present = [int(c) for c in self.classes]
-        if len(present) == 1:
-            return expand_proba(np.ones((len(texts), 1)), present)
-        scores = self.decision_function(texts)
         if scores.ndim == 1:  # two classes: one score, the second class against the first
             if self.kind == "logreg":
                 positive = 1.0 / (1.0 + np.exp(-scores))
@@ -349,12 +357,13 @@ class TfidfModel(StanceModel):
 
     family = "tfidf"
 
-    def __init__(self, C: float = 10.0, classifier: str = "logreg", seed: int = 0) -> None:
+    def __init__(self, C: float = 10.0, classifier: str = "logreg", use_context: bool = False, seed: int = 0) -> None:
         super().__init__(seed)
         if classifier not in {"logreg", "svm"}:
             raise ValueError(f"classifier must be 'logreg' or 'svm', got {classifier!r}")
         self.C = C
         self.classifier = classifier
+        self.use_context = use_context
 
     def _pipeline(self) -> Any:
         """The unfitted scikit-learn pipeline."""
@@ -378,16 +387,51 @@ class TfidfModel(StanceModel):
             head = LinearSVC(C=self.C, class_weight="balanced", random_state=self.seed)
         return Pipeline([("features", features), ("classifier", head)])
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TfidfModel:
-        """Fit on ``texts`` and their ``labels``; raises on unknown labels or non-str texts."""
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> TfidfModel:
+        """Fit on ``texts`` and their ``labels`` (and ``contexts`` when ``use_context``).
+
+        With ``use_context`` the context is a third feature block (word 1-2 grams of the context
+        string, its own idf and l2 norm) beside the sentence's word and char blocks, under one
+        linear classifier. Raises on unknown labels, non-str texts or a context count mismatch.
+        """
         y = check_labels(labels)
-        self.pipeline_ = self._pipeline().fit(check_texts(texts), y)
-        self.compiled_ = CompiledTfidf.from_pipeline(self.pipeline_, self.classifier)
+        texts = check_texts(texts)
+        self.context_ = None
+        if not self.use_context:
+            self.pipeline_ = self._pipeline().fit(texts, y)
+            self.compiled_ = CompiledTfidf.from_pipeline(self.pipeline_, self.classifier)
+            return self
+        import scipy.sparse as sp
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        contexts = check_contexts(contexts, len(texts))
+        self.pipeline_ = self._pipeline()
+        features, head = self.pipeline_.named_steps["features"], self.pipeline_.named_steps["classifier"]
+        context_vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, lowercase=True)
+        x_sentence = features.fit_transform(texts)
+        x_context = context_vectorizer.fit_transform(contexts) if any(c.strip() for c in contexts) else None
+        head.fit(sp.hstack([x_sentence, x_context]).tocsr() if x_context is not None else x_sentence, y)
+        # the one classifier is split into its sentence and context columns; the context part adds
+        # its scores to the sentence part's (the intercept is counted once, in the sentence part)
+        n_sentence = x_sentence.shape[1]
+        self.compiled_ = CompiledTfidf.from_pipeline(self.pipeline_, self.classifier, slice(0, n_sentence))
+        if x_context is None:
+            return self
+        whole = self.compiled_
+        self.context_ = CompiledTfidf(whole.kind, whole.settings, _terms(context_vectorizer.vocabulary_), [],
+                                      context_vectorizer.idf_, np.zeros(0), head.coef_[:, n_sentence:],
+                                      np.zeros_like(whole.intercept), whole.classes)
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         """``(n, 3)`` probabilities in ``LABELS`` order, from the compiled arrays (never scikit-learn)."""
-        return self.compiled_.predict_proba(check_texts(texts))
+        texts = check_texts(texts)
+        context = getattr(self, "context_", None)
+        if context is None or not texts or len(self.compiled_.classes) == 1:
+            return self.compiled_.predict_proba(texts)
+        contexts = check_contexts(contexts, len(texts))
+        scores = self.compiled_.decision_function(texts) + context.decision_function(contexts)
+        return self.compiled_.proba_from_scores(scores)
 
     def top_features(self, k: int = 15) -> dict[str, list[tuple[str, float]]]:
         """The ``k`` n-grams with the largest weight for each label present in training."""
@@ -404,6 +448,9 @@ class TfidfModel(StanceModel):
 
     def _save(self, folder: Path) -> None:
         self.compiled_.save(folder)
+        if getattr(self, "context_", None) is not None:
+            (folder / CONTEXT_DIR).mkdir(exist_ok=True)
+            self.context_.save(folder / CONTEXT_DIR)
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> TfidfModel:
@@ -412,6 +459,7 @@ class TfidfModel(StanceModel):
                              "read; retrain it with `make all` or `stance train`")
         model = cls(**config["params"])
         model.compiled_ = CompiledTfidf.load(folder)
+        model.context_ = CompiledTfidf.load(folder / CONTEXT_DIR) if (folder / CONTEXT_DIR).is_dir() else None
         if model.compiled_.kind != model.classifier:
             raise ValueError(f"{folder}: config says {model.classifier!r}, arrays hold {model.compiled_.kind!r}")
         return model

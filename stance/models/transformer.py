@@ -23,7 +23,7 @@ import numpy as np
 
 from stance import encoder
 from stance.labels import LABEL_TO_ID, LABELS
-from stance.models.base import StanceModel, check_labels, check_texts, expand_proba
+from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HF_DIR = "hf"
 # Padded tokens per prediction batch (at most 256 sentences). Measured side by side on 2 cores
@@ -57,23 +57,37 @@ class TransformerModel(StanceModel):
         max_length: int = 128,
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
+        use_context: bool = False,
+        context_tokens: int = 48,
         seed: int = 0,
     ) -> None:
         super().__init__(seed)
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
+        if use_context and not 0 < context_tokens <= max_length // 2:
+            raise ValueError(f"context_tokens must be in 1..{max_length // 2}, got {context_tokens}")
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.max_length = max_length
         self.warmup_ratio = warmup_ratio
         self.weight_decay = weight_decay
+        # the context goes in as a second segment after the sentence: [CLS] sentence [SEP] context [SEP]
+        self.use_context = use_context
+        self.context_tokens = context_tokens
         # how many chunks each text of the last predict_proba call was split into
         self.last_chunk_counts_: np.ndarray = np.zeros(0, dtype=int)
         # True on a copy made by quantized(): int8 Linear layers, for inference only
         self.quantized_ = False
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> TransformerModel:
+    def _chunks(self, texts: list[str], contexts: Sequence[str] | None) -> tuple[list[list[int]], list[int]]:
+        if not self.use_context:
+            return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
+        return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length, check_contexts(contexts, len(texts)),
+                                       self.context_tokens)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
+            ) -> TransformerModel:
         """Fine-tune from the packaged weights on ``texts``/``labels``.
 
         Raises ``TypeError`` for a non-str text (naming its position), ``ValueError`` for an
@@ -102,7 +116,7 @@ class TransformerModel(StanceModel):
         )
         self.present_ = [int(c) for c in np.unique(y)]
 
-        chunks, owners = encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
+        chunks, owners = self._chunks(texts, contexts)
         chunk_y = torch.tensor(y[np.asarray(owners)])
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y), dtype=torch.float32))
         steps_per_epoch = -(-len(chunks) // self.batch_size)
@@ -137,7 +151,11 @@ class TransformerModel(StanceModel):
         return self
 
     def predict_proba(
-        self, texts: Sequence[str], batch_size: int | None = None, max_tokens: int = PREDICT_MAX_TOKENS
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str] | None = None,
+        batch_size: int | None = None,
+        max_tokens: int = PREDICT_MAX_TOKENS,
     ) -> np.ndarray:
         """``(n, 3)`` probabilities in ``LABELS`` order; long texts are chunked and averaged.
 
@@ -153,7 +171,7 @@ class TransformerModel(StanceModel):
         import torch
 
         torch.set_num_threads(encoder.TORCH_THREADS)
-        chunks, owners = encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
+        chunks, owners = self._chunks(texts, contexts)
         chunk_proba = np.zeros((len(chunks), len(LABELS)))
         self.model_.eval()
         with torch.inference_mode():
