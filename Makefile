@@ -26,7 +26,7 @@ data: setup
 	$(BIN)/python experiments/build_dataset.py
 
 evaluate: setup
-	$(BIN)/python experiments/evaluate.py --grid main --repeats 2
+	$(BIN)/python experiments/evaluate.py --grid main --repeats 3
 
 train: setup
 	$(BIN)/python experiments/train.py all

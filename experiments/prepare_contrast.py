@@ -1,7 +1,8 @@
 """Turn the writers' contrast files into the contrast sets and their blind files.
 
 * ``contrast``: merges ``data/contrast/parts/*.csv`` (training contrast groups), assigns ids ``con0001``...;
-* ``contrast_test``: ``data/contrast_test/contrast_test_written.csv`` (the independent test set), ids ``ct0001``...
+* ``contrast_test``: ``data/contrast_test/contrast_test_written.csv`` (the independent test set), ids ``ct0001``...;
+* ``append <part>``: a later writer's part joins the training contrast groups (ids continue).
 
 Each gets ``written_label`` (the writer's label: pass 1) and a shuffled ``blind.csv`` (id, text; labels
 hidden) for the blind second pass. Leakage control runs later, in ``stance build-data``, and drops whole
@@ -32,6 +33,24 @@ def prepare(name: str, rows: list[dict[str, str]], prefix: str) -> None:
     print(f"{name}: {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
 
+def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) -> None:
+    """Add a later writer's rows after the adjudicated ones, with ids that continue the set's, and
+    a blind file of the new rows only."""
+    target = DATA / name / f"{name}.csv"
+    existing = read_csv(target)
+    known = {r["group"] for r in existing}
+    if any(r["group"] in known for r in rows):
+        sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
+    start = len(existing) + 1
+    out = [{**r, "id": f"{prefix}{k:04d}", "written_label": r["label"], "text": " ".join(r["text"].split())}
+           for k, r in enumerate(rows, start)]
+    write_csv(target, existing + out, FIELDS)
+    blind = [{"id": r["id"], "text": r["text"]} for r in out]
+    random.Random(SEED + 3).shuffle(blind)
+    write_csv(DATA / name / blind_name, blind, ["id", "text"])
+    print(f"{name}: appended {len(out)} sentences in {len({r['group'] for r in out})} groups")
+
+
 if __name__ == "__main__":
     which = sys.argv[1]
     if which == "contrast_test":
@@ -39,5 +58,7 @@ if __name__ == "__main__":
     elif which == "contrast":
         parts = [row for path in sorted((DATA / "contrast" / "parts").glob("*.csv")) for row in read_csv(path)]
         prepare("contrast", parts, "con")
+    elif which == "append":  # a later writer's part: prepare_contrast.py append writer_D.csv
+        append("contrast", read_csv(DATA / "contrast" / "parts" / sys.argv[2]), "con", "blind_part3.csv")
     else:
-        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force]")
+        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv>")

@@ -46,6 +46,10 @@ def main() -> None:
     grid = "full" if (paths.results_dir() / "full" / "results.md").exists() else "main"
     results = (paths.results_dir() / grid / "results.md").read_text().split("\n", 2)[2]
     text = inject(text, "results", results)
+    from stance.tables import headline_markdown
+
+    payload = json.loads((paths.results_dir() / grid / "metrics.json").read_text())
+    text = inject(text, "headline", headline_markdown(payload))
     bench = paths.project_root() / "benchmarks" / "results" / "benchmark.md"
     if bench.exists():
         text = inject(text, "performance", bench.read_text())

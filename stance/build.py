@@ -25,11 +25,13 @@ from stance.labels import LABELS
 
 
 def _written_set_agreement(name: str, rows: list[dict[str, str]], folder: Path) -> Agreement:
-    """Writer's label (pass 1) vs a blind second pass, for the supplement or challenge set."""
+    """Writer's label (pass 1) vs a blind second pass, over the rows the set keeps (rows dropped by
+    the leakage check were labelled twice too, but are no longer part of it)."""
+    kept = {r["id"] for r in rows}
     return compare_passes(
         name,
         {r["id"]: r["written_label"] for r in rows},
-        {r["id"]: r["label"] for r in read_csv(folder / "pass2_blind.csv")},
+        {r["id"]: r["label"] for r in read_csv(folder / "pass2_blind.csv") if r["id"] in kept},
         read_csv(folder / "adjudication.csv"),
         {r["id"]: r["label"] for r in rows},
     )

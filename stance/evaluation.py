@@ -40,6 +40,9 @@ class ModelSpec:
     (mean and spread are reported); ``max_repeats`` caps the k-fold repeats of a costly model.
     ``single_inner_split``: tune on one stratified group hold-out of the outer training rows
     (a third of them) instead of on every inner fold, for models whose one fit costs minutes.
+    ``final_only``: skip the seed folds and score only the model fitted on all training rows on the
+    held-out sets (for settings whose one fit takes many minutes); the selection rule, which needs
+    seed LODO, cannot choose such a setting.
     """
 
     name: str
@@ -49,6 +52,7 @@ class ModelSpec:
     seeds_per_fold: int = 1
     max_repeats: int | None = None
     single_inner_split: bool = False
+    final_only: bool = False
 
     def build(self, seed: int, **overrides: Any) -> StanceModel:
         return model_class(self.family)(**{**self.params, **overrides, "seed": seed})

@@ -48,6 +48,8 @@ def results_markdown(payload: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
+        if "lodo" not in r:  # a final-only setting (see ModelSpec.final_only)
+            continue
         lodo, kfold = r["lodo"], r["kfold"]
         lines.append(
             f"| {key} | {_mean_sd(lodo)} | {_ci(lodo, 'macro_f1_ci_sentences')} | "
@@ -99,7 +101,7 @@ def results_markdown(payload: dict[str, Any]) -> str:
               "all labels on challenge | rule score |",
               "|---|---|---|---|---|---|---|"]
     for key, c in sorted(selection["candidates"].items(), key=lambda kv: -(kv[1]["score"] or -1)):
-        lines.append(f"| {key} | {c['lodo_macro_f1']:.3f} | {_num(c['challenge_macro_f1'])} | "
+        lines.append(f"| {key} | {_num(c['lodo_macro_f1'])} | {_num(c['challenge_macro_f1'])} | "
                      f"{_num(c.get('contrast_pair_accuracy'))} | {_num(c.get('article_side_accuracy'))} | "
                      f"{'yes' if c['challenge_predicts_all_labels'] else 'no'} | "
                      f"{'excluded' if c['score'] is None else format(c['score'], '.3f')} |")
@@ -200,7 +202,7 @@ def _chosen_counts(runs: list[dict[str, dict[str, Any]]]) -> str:
 
 def _tuning_lines(results: dict[str, Any]) -> list[str]:
     """A table of every tuned model's grid and the settings its inner CV chose."""
-    tuned = {key: r for key, r in results.items() if r.get("grid")}
+    tuned = {key: r for key, r in results.items() if r.get("grid") and "lodo" in r}
     if not tuned:
         return []
     lines = ["", "## Settings chosen by inner grouped CV", "",
@@ -226,7 +228,7 @@ def confusion_pngs(results: dict[str, Any], folder: Path) -> None:
     import numpy as np
 
     for key, r in results.items():
-        parts = [("seed LODO", r["lodo"])] + ([("challenge", r["challenge"])] if "macro_f1" in r.get("challenge", {})
+        parts = ([("seed LODO", r["lodo"])] if "lodo" in r else []) + ([("challenge", r["challenge"])] if "macro_f1" in r.get("challenge", {})
                                               else [])
         fig, axes = plt.subplots(1, len(parts), figsize=(4.5 * len(parts), 4))
         for ax, (title, part) in zip(np.atleast_1d(axes), parts):
@@ -242,3 +244,36 @@ def confusion_pngs(results: dict[str, Any], folder: Path) -> None:
         fig.tight_layout()
         fig.savefig(folder / f"confusion_{key}.png", dpi=80)
         plt.close(fig)
+
+
+def headline_markdown(payload: dict[str, Any]) -> str:
+    """The README's first-screen summary of the shipped models on text they were not trained on,
+    generated from a grid's results (the shipped settings' held-out figures)."""
+    results, selection = payload["results"], payload["selection"]
+    lines = ["| shipped model | setting | contrast pair accuracy [95% CI] | contrast macro-F1 | article side right "
+             "[95% CI] | challenge macro-F1 | seed LODO macro-F1 |", "|---|---|---|---|---|---|---|"]
+    for name in ("baseline", "transformer"):
+        key = selection.get(name)
+        if key is None or key not in results:
+            continue
+        r = results[key]
+        ct, at, ch = r.get("contrast_test", {}), r.get("article_test", {}), r.get("challenge", {})
+        default = " (default)" if selection.get("default") == name else ""
+        pair = f"{ct['pair_accuracy']:.2f} {_ci(ct, 'pair_accuracy_ci')}" if "pair_accuracy" in ct else ""
+        side = (f"{at['side_accuracy']:.2f} {_ci(at, 'side_accuracy_ci')} of {at['articles']}"
+                if "side_accuracy" in at else "")
+        lines.append(f"| `{name}`{default} | {key} | {pair} | {_num(ct.get('macro_f1'))} | {side} | "
+                     f"{_num(ch.get('macro_f1'))} | {_num(r.get('lodo', {}).get('macro_f1'))} |")
+    previous = results.get("tfidf-logreg+supplement")
+    if previous and "contrast_test" in previous:
+        lines += ["", f"The default shipped before the contrast data (`tfidf-logreg+supplement`) scores pair accuracy "
+                  f"{previous['contrast_test']['pair_accuracy']:.2f}, article sides "
+                  f"{previous['article_test']['side_accuracy']:.2f} and challenge macro-F1 "
+                  f"{previous['challenge']['macro_f1']:.3f} on the same sets."]
+    default_key = selection.get(selection.get("default", ""), None)
+    per = results.get(default_key, {}).get("contrast_test", {}).get("by_construction", {}) if default_key else {}
+    if per:
+        worst = sorted(per.items(), key=lambda kv: kv[1]["pair_accuracy"])[:3]
+        lines += ["", "Where the default still fails most on the contrast test (pair accuracy per construction): "
+                  + "; ".join(f"{name} {v['pair_accuracy']:.2f}" for name, v in worst) + "."]
+    return "\n".join(lines) + "\n"

@@ -46,7 +46,9 @@ def test_build_reports_counts_groups_and_kappa():
     summary = build()
     assert summary["sentences"] == 113
     assert summary["groups_spanning_documents"] >= 2
-    assert {a["name"] for a in summary["agreement"]} == {"seeds", "supplement", "challenge"}
+    assert {a["name"] for a in summary["agreement"]} == {"seeds", "supplement", "challenge", "contrast", "contrast_test",
+                                                         "articles", "article_test"}
+    assert all(a["kappa"] > 0.9 for a in summary["agreement"])
     assert all(0 < a["kappa"] <= 1 for a in summary["agreement"])
 
 

@@ -46,7 +46,7 @@ def model(tmp_path_factory) -> str:
     from stance.experiment import BASELINE_SPECS, train_and_save
 
     folder = tmp_path_factory.mktemp("model") / "baseline"
-    train_and_save(BASELINE_SPECS[1], folder, include_supplement=False)
+    train_and_save(BASELINE_SPECS[1], folder, extra="none")
     return str(folder)
 
 

@@ -67,9 +67,9 @@ class SpyModel(MajorityModel):
         super().__init__(seed)
         self.C = C
 
-    def fit(self, texts, labels):
+    def fit(self, texts, labels, contexts=None):
         SpyModel.seen.extend(texts)
-        return super().fit(texts, labels)
+        return super().fit(texts, labels, contexts)
 
 
 def test_tuning_never_sees_the_outer_test_fold(seeds, monkeypatch):
@@ -136,7 +136,7 @@ def test_several_training_seeds_per_fold_and_capped_repeats():
     from stance.experiment import evaluate_spec
 
     spec = ModelSpec("random", "stratified-random", seeds_per_fold=3, max_repeats=2)
-    result, oof = evaluate_spec(spec, include_supplement=False, repeats=5, n_boot=20, challenge=False)
+    result, oof = evaluate_spec(spec, extra="none", repeats=5, n_boot=20, challenge=False)
     assert result["lodo"]["repeats"] == 3 and len(oof["lodo"]) == 3
     assert result["kfold"]["repeats"] == 2 and len(oof["kfold"]) == 2
     # different training seeds give different random guesses, so the spread is real
@@ -240,7 +240,7 @@ def test_a_tuned_spec_records_its_chosen_and_final_settings(monkeypatch):
 
     monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
     spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=2, max_repeats=1, single_inner_split=True)
-    result, _ = evaluate_spec(spec, include_supplement=False, repeats=3, n_boot=20)
+    result, _ = evaluate_spec(spec, extra="none", repeats=3, n_boot=20)
     lodo_choices = result["lodo"]["chosen_params"]
     assert len(lodo_choices) == 2 and lodo_choices[0] == lodo_choices[1]  # the seeds share each fold's tuning
     assert len(lodo_choices[0]) == 5 and all(p["C"] in (1.0, 2.0) for p in lodo_choices[0].values())
@@ -256,7 +256,7 @@ def test_shipping_a_model_replaces_the_whole_folder(tmp_path):
     folder.mkdir()
     (folder / "head.npz").write_bytes(b"left by a model of another family")
     (folder / "encoder").mkdir()
-    model, seconds = train_and_save(BASELINE_SPECS[0], folder, include_supplement=False)
+    model, seconds = train_and_save(BASELINE_SPECS[0], folder, extra="none")
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "tfidf.npz", "vocabulary.json"]
     assert not (tmp_path / ".transformer.partial").exists() and seconds >= 0
     assert load_model(folder).predict(["Encryption protects everyone."]) == model.predict(["Encryption protects everyone."])
