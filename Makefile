@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup all data evaluate train score test test-fast experiments benchmark lint clean-results
+.PHONY: setup all data evaluate train score test test-fast experiments benchmark lint clean-results browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,12 @@ experiments: setup
 benchmark: setup
 	$(BIN)/python benchmarks/run.py
 
-test: setup
+# the browser tests drive Debian's headless Chromium; install it when missing (needs root, as in CI)
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+	  || echo "warning: Chromium is not installed and could not be (no root?); install it with 'apt-get install chromium'; the browser tests will fail"
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -159,7 +159,7 @@ def finetuned_model_dir() -> Path:
 
     say(f"models/transformer is not a fine-tuned transformer; training minilm-finetune into "
         f"{FINETUNE_DIR.relative_to(ROOT)} (once, ~2-3 min)")
-    train_and_save(TRANSFORMER_SPECS[0], FINETUNE_DIR, include_supplement=True, seed=SEED)
+    train_and_save(TRANSFORMER_SPECS[0], FINETUNE_DIR, extra="supplement", seed=SEED)
     return FINETUNE_DIR
 
 
@@ -177,7 +177,7 @@ def baseline_model_dir() -> Path:
         from stance.experiment import BASELINE_SPECS, SEED, train_and_save
 
         say(f"models/baseline is absent; training {BASELINE_SPECS[0].name} into {BASELINE_DIR.relative_to(ROOT)}")
-        train_and_save(BASELINE_SPECS[0], BASELINE_DIR, include_supplement=True, seed=SEED)
+        train_and_save(BASELINE_SPECS[0], BASELINE_DIR, extra="supplement", seed=SEED)
     return BASELINE_DIR
 
 
@@ -292,16 +292,19 @@ def raw_sklearn_pipeline(model_dir: Path) -> Any:
     A saved baseline holds only the compiled arrays (no scikit-learn objects), so the pipeline a
     user would call is fitted again with the same parameters on the same (hash-checked) data.
     """
-    from stance.data import data_hash, seed_rows, supplement_rows
+    from stance.data import data_hash, extra_training_rows, seed_rows
+    from stance.experiment import probe_free
     from stance.models.base import read_config
     from stance.models.tfidf import TfidfModel
 
     config = read_config(model_dir)
-    rows = seed_rows() + (supplement_rows() if config["training_data"]["include_supplement"] else [])
+    rows = seed_rows() + extra_training_rows(config["training_data"].get("training_set", "supplement"))
+    rows = [rows[i] for i in probe_free([r["text"] for r in rows])]
     texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    contexts = [r.get("context", "") for r in rows]
     if data_hash(texts, labels) != config["training_data"]["data_sha256"]:
         raise RuntimeError(f"{model_dir} was trained on other data than the current seeds/supplement; retrain it")
-    return TfidfModel(**config["params"]).fit(texts, labels).pipeline_
+    return TfidfModel(**config["params"]).fit(texts, labels, contexts).pipeline_
 
 
 def bench_baseline(model_dir: Path, sentences: list[str], repeats: int) -> dict[str, Any]:

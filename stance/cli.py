@@ -25,6 +25,21 @@ class Engine(str, Enum):
     ray = "ray"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from stance import __version__
+
+        typer.echo(f"stance {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Stance of sentences in the encryption vs. scanning debate."""
+
+
 ModelOption = typer.Option(None, "--model", "-m", help="baseline, transformer, or a saved-model folder (default: the best model).")
 
 

@@ -125,9 +125,16 @@ def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int = 5) 
 
 
 def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y, pred, labels=range(len(LABELS)), average="macro", zero_division=0))
+    """Mean over the three labels of F1 = 2 TP / (2 TP + FP + FN), 0 for a label with no true and no
+    predicted item: scikit-learn's ``f1_score(average="macro", labels=[0, 1, 2], zero_division=0)``
+    (tested equal), computed with one ``bincount`` because the bootstraps call it ~10^4 times a setting."""
+    k = len(LABELS)
+    confusion = np.bincount(np.asarray(y, dtype=np.int64) * k + np.asarray(pred, dtype=np.int64),
+                            minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(np.float64)
+    denominator = confusion.sum(0) + confusion.sum(1)  # (TP + FP) + (TP + FN)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(k), where=denominator > 0)
+    return float(f1.mean())
 
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:

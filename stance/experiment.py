@@ -448,16 +448,19 @@ def train_and_save(
         extra_texts, extra_labels, seed, contexts, extra_contexts,
     )
     seconds = time.perf_counter() - started
-    all_texts, all_labels = texts + extra_texts, labels + extra_labels
-    sources: dict[str, int] = {"seed": len(rows)}
-    for r in extra_rows:
+    # what the model was fitted on: fit_tuned leaves out rows near a held-out probe
+    used = [rows[i] for i in probe_free(texts)] + [extra_rows[i] for i in probe_free(extra_texts)]
+    all_texts, all_labels = [r["text"] for r in used], [r["label"] for r in used]
+    sources: dict[str, int] = {}
+    for r in used:
         sources[r["source"]] = sources.get(r["source"], 0) + 1
     training_data = {
         "training_set": extra,
         "sentences_by_source": sources,
-        "seed_sentences": len(rows),
+        "seed_sentences": sources.get("seed", 0),
         "supplement_sentences": sources.get("supplement", 0),
         "include_supplement": extra != "none",
+        "left_out_near_probes": len(rows) + len(extra_rows) - len(used),
         "data_sha256": data_hash(all_texts, all_labels),
         "label_counts": {label: all_labels.count(label) for label in LABELS},
     }

@@ -277,3 +277,16 @@ def test_every_mini_article_aligns_and_sides_are_balanced():
         assert all(r["context"] for r in rows if not r["id"].endswith("-000"))
         summary = json.loads((paths.data_dir() / "summary.json").read_text())
         assert summary[name]["articles"] == len(articles)
+
+
+def test_cli_version_and_install_encoder_refuses_unknown_names():
+    from typer.testing import CliRunner
+
+    from stance import __version__
+    from stance.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"stance {__version__}"
+    result = runner.invoke(app, ["install-encoder", "bert-huge"])
+    assert result.exit_code == 2 and "unknown encoder" in result.output

@@ -260,3 +260,18 @@ def test_shipping_a_model_replaces_the_whole_folder(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "tfidf.npz", "vocabulary.json"]
     assert not (tmp_path / ".transformer.partial").exists() and seconds >= 0
     assert load_model(folder).predict(["Encryption protects everyone."]) == model.predict(["Encryption protects everyone."])
+
+
+def test_macro_f1_equals_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from stance.evaluation import macro_f1
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 40, 300):
+        for _ in range(20):
+            y, pred = rng.integers(0, 3, n), rng.integers(0, 3, n)
+            if n > 2:
+                pred[: n // 3] = 2  # some labels absent from one side
+            expected = f1_score(y, pred, labels=range(3), average="macro", zero_division=0)
+            assert abs(macro_f1(y, pred) - expected) < 1e-12

@@ -19,7 +19,7 @@ def test_report_renders_highlighted_sentences_in_chromium(tiny_baseline, tmp_pat
     result = CliRunner().invoke(app, ["report", str(article), "--out", str(out), "--model", str(tiny_baseline)])
     assert result.exit_code == 0, result.output
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is required (.ci/run installs it)"
+    assert chromium, "Debian's chromium is required: make test installs it (as root), or run apt-get install chromium"
     dom = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
