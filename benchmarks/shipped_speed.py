@@ -47,7 +47,7 @@ def main() -> None:
     load_after = os.getloadavg()[0]
     lines = ["| model | spec | sentences/s (median of rounds) | spread of rounds (s) |", "|---|---|---|---|"]
     rates = {}
-    for name, model in models.items():
+    for name in models:
         config = json.loads((paths.models_dir() / name / "config.json").read_text())
         median = statistics.median(times[name])
         rates[name] = len(texts) / median
