@@ -159,6 +159,10 @@ def _evaluate_or_resume(spec: ModelSpec, supplement: str, repeats: int, n_boot: 
 
 RULE = ("highest mean of seed-LODO macro-F1, challenge macro-F1, contrast-test pair accuracy and article-test "
         "side accuracy; models that never predict one of the three labels on the challenge set are excluded")
+DEFAULT_RULE = ("the better of the two shipped models by the rule score becomes the default, unless it runs a neural "
+                "encoder at prediction time (every non-TF-IDF model here: two to three orders of magnitude slower on 2 "
+                "cores, see benchmarks/results/shipped_speed.md); then the fast baseline stays the default and the "
+                "transformer is one `--model transformer` away")
 RULE_PARTS = (("lodo", "macro_f1"), ("challenge", "macro_f1"), ("contrast_test", "pair_accuracy"),
               ("article_test", "side_accuracy"))
 
@@ -194,12 +198,18 @@ def select(results: dict[str, Any]) -> dict[str, Any]:
     baseline = best(BASELINE_FAMILIES, set())
     transformer = best(None, BASELINE_FAMILIES)
     scored = [(candidates[k]["score"], name) for k, name in ((baseline, "baseline"), (transformer, "transformer")) if k]
+    better = max(scored)[1] if scored else "baseline"
+    # issue 15: keep a fast default when the more accurate model is much slower; every model that runs a
+    # neural encoder at prediction time is two to three orders of magnitude slower than TF-IDF on 2 cores
+    default = "baseline" if better == "transformer" and baseline is not None else better
     return {
         "rule": RULE,
+        "default_rule": DEFAULT_RULE,
         "candidates": candidates,
         "baseline": baseline,
         "transformer": transformer,
-        "default": max(scored)[1] if scored else "baseline",
+        "better_by_rule": better,
+        "default": default,
     }
 
 

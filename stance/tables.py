@@ -106,7 +106,11 @@ def results_markdown(payload: dict[str, Any]) -> str:
                      f"{'yes' if c['challenge_predicts_all_labels'] else 'no'} | "
                      f"{'excluded' if c['score'] is None else format(c['score'], '.3f')} |")
     lines += ["", f"Shipped `baseline`: **{selection['baseline']}**; shipped `transformer`: "
-              f"**{selection['transformer']}**; default model: **{selection['default']}**.", ""]
+              f"**{selection['transformer']}**; default model: **{selection['default']}**."]
+    if selection.get("default_rule"):
+        lines += ["", f"Default: {selection['default_rule']}. Better by the rule score: "
+                  f"**{selection.get('better_by_rule')}**."]
+    lines.append("")
     return "\n".join(lines)
 
 

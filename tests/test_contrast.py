@@ -290,3 +290,30 @@ def test_cli_version_and_install_encoder_refuses_unknown_names():
     assert result.exit_code == 0 and result.output.strip() == f"stance {__version__}"
     result = runner.invoke(app, ["install-encoder", "bert-huge"])
     assert result.exit_code == 2 and "unknown encoder" in result.output
+
+
+def _result(family, lodo, challenge, pairs, sides, labels=("pro-scanning", "pro-encryption", "neutral")):
+    return {"family": family, "model": family, "supplement": True, "training": "all",
+            "lodo": {"macro_f1": lodo}, "challenge": {"macro_f1": challenge, "predicted_labels": list(labels)},
+            "contrast_test": {"pair_accuracy": pairs}, "article_test": {"side_accuracy": sides}}
+
+
+def test_selection_rule_averages_four_figures_and_keeps_a_fast_default():
+    from stance.pipeline import rule_score, select
+
+    results = {
+        "tfidf-a+all": _result("tfidf", 0.8, 0.9, 0.6, 0.7),
+        "tfidf-b+all": _result("tfidf", 0.7, 0.9, 0.7, 0.8),
+        "ensemble+all": _result("ensemble", 0.8, 0.9, 0.8, 0.8),
+        "frozen+all": _result("embedding-logreg", 0.9, 0.9, 0.9, 0.9, labels=("neutral", "pro-scanning")),
+        "majority+all": _result("majority", 0.9, 0.9, 0.9, 0.9),
+    }
+    assert rule_score(results["tfidf-a+all"]) == pytest.approx(0.75)
+    assert rule_score(results["frozen+all"]) is None  # never predicts pro-encryption on the challenge set
+    chosen = select(results)
+    assert chosen["baseline"] == "tfidf-b+all" and chosen["transformer"] == "ensemble+all"
+    assert "majority+all" not in chosen["candidates"]
+    # the ensemble is better by the rule, but it runs an encoder: the fast baseline stays the default
+    assert chosen["better_by_rule"] == "transformer" and chosen["default"] == "baseline"
+    del results["ensemble+all"], results["frozen+all"]
+    assert select(results)["default"] == "baseline" and select(results)["transformer"] is None
