@@ -53,6 +53,9 @@ def main() -> None:
     bench = paths.project_root() / "benchmarks" / "results" / "benchmark.md"
     if bench.exists():
         text = inject(text, "performance", bench.read_text())
+    speed = paths.project_root() / "benchmarks" / "results" / "shipped_speed.md"
+    if speed.exists():
+        text = inject(text, "shipped-speed", speed.read_text())
     ray = paths.project_root() / "benchmarks" / "results" / "ray.md"
     if ray.exists():
         text = inject(text, "ray", ray.read_text())
