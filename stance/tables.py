@@ -224,13 +224,17 @@ def _tuning_lines(results: dict[str, Any]) -> list[str]:
 
 
 def confusion_pngs(results: dict[str, Any], folder: Path) -> None:
-    """One PNG per model with its LODO and challenge confusion matrices."""
+    """One PNG per model with its LODO and challenge confusion matrices; PNGs of settings no longer
+    in ``results`` are removed, so the folder shows exactly the grid that was run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
+    for stale in folder.glob("confusion_*.png"):
+        if stale.stem.removeprefix("confusion_") not in results:
+            stale.unlink()
     for key, r in results.items():
         parts = ([("seed LODO", r["lodo"])] if "lodo" in r else []) + ([("challenge", r["challenge"])] if "macro_f1" in r.get("challenge", {})
                                               else [])
