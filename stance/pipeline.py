@@ -5,7 +5,9 @@ evaluated settings, choose the highest mean of four figures: seed leave-one-docu
 challenge-set macro-F1, contrast-test pair accuracy and article-test side accuracy; a model that
 never predicts one of the three labels on the challenge set cannot be chosen. The best TF-IDF
 setting ships as ``baseline``, the best encoder-based setting (ensembles included) as
-``transformer``, and the better of those two becomes the default model.
+``transformer``. The better of those two becomes the default unless it runs a neural encoder at
+prediction time (:data:`DEFAULT_RULE`; added while the contrast-data grid ran, after its TF-IDF and
+frozen-encoder settings had finished, following issue 15's "keep a fast default").
 """
 
 from __future__ import annotations

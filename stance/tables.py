@@ -278,6 +278,13 @@ def headline_markdown(payload: dict[str, Any]) -> str:
                   f"{previous['contrast_test']['pair_accuracy']:.2f}, article sides "
                   f"{previous['article_test']['side_accuracy']:.2f} and challenge macro-F1 "
                   f"{previous['challenge']['macro_f1']:.3f} on the same sets."]
+    for name in ("baseline", "transformer"):
+        key = selection.get(name)
+        failures = results.get(key, {}).get("behavioural", {}).get("by_type", {}).get("pair_topic_words", {})
+        probes = [f["texts"][0] for f in failures.get("failures", []) if f["texts"][0].startswith("Encryption ")]
+        if probes:
+            lines += ["", f"`{name}` still labels the held-out probe(s) " + ", ".join(f'"{p}"' for p in probes)
+                      + " wrongly (behavioural suite, `pair_topic_words`)."]
     default_key = selection.get(selection.get("default", ""), None)
     per = results.get(default_key, {}).get("contrast_test", {}).get("by_construction", {}) if default_key else {}
     if per:
