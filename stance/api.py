@@ -15,6 +15,7 @@ from stance.aggregate import summarise
 from stance.context import segment_with_context
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, StanceModel, load_model
+from stance.text import has_visible_text
 
 NAMED_MODELS = ("baseline", "transformer")
 DEFAULT_FILE = "DEFAULT"
@@ -89,8 +90,8 @@ def _check_text(text: object, position: int | None) -> str:
     where = "text" if position is None else f"text at position {position}"
     if not isinstance(text, str):
         raise TypeError(f"{where} is {type(text).__name__}, not str")
-    if not text.strip():
-        raise ValueError(f"{where} is empty or whitespace only")
+    if not has_visible_text(text):
+        raise ValueError(f"{where} is empty, whitespace or invisible characters only")
     return text
 
 

@@ -51,6 +51,7 @@ from stance.io import (
     sentence_rows,
 )
 from stance.labels import LABELS
+from stance.text import has_visible_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -109,7 +110,7 @@ def record_article(record: Any, source: str, doc_id: str, number: int, text_fiel
     if id_field and record.get(id_field) not in (None, ""):
         doc_id = str(record[id_field])
     text = record.get(text_field)
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not has_visible_text(text):
         return Article(source, doc_id, error=f"row {number}: no text in field {text_field!r}")
     return Article(source, doc_id, text)
 

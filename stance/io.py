@@ -21,6 +21,7 @@ import numpy as np
 from stance.aggregate import summarise
 from stance.context import segment_with_context
 from stance.labels import LABELS
+from stance.text import has_visible_text
 
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
 TABLE_SUFFIXES = {".jsonl", ".csv"}
@@ -51,7 +52,9 @@ def _expand(paths: Iterable[str | Path]) -> Iterator[Path]:
 
 
 def _table_rows(path: Path, text_field: str, id_field: str | None) -> Iterator[Article]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark that would otherwise
+    # become part of the first column's name
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         if path.suffix == ".csv":
             records: Iterable[tuple[int, Any]] = enumerate(csv.DictReader(handle), start=1)
         else:
@@ -70,7 +73,7 @@ def _table_rows(path: Path, text_field: str, id_field: str | None) -> Iterator[A
             if id_field and record.get(id_field) not in (None, ""):
                 doc_id = str(record[id_field])
             text = record.get(text_field)
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or not has_visible_text(text):
                 yield Article(str(path), doc_id, error=f"row {number}: no text in field {text_field!r}")
             else:
                 yield Article(str(path), doc_id, text)
@@ -86,10 +89,11 @@ def read_articles(
             if suffix in TABLE_SUFFIXES:
                 yield from _table_rows(path, text_field, id_field)
                 continue
-            text = path.read_bytes().decode("utf-8")
+            # a leading byte-order mark is dropped; offsets count from the text after it
+            text = path.read_bytes().decode("utf-8-sig")
             if "\x00" in text:
                 raise UnicodeDecodeError("utf-8", b"", 0, 1, "binary file (NUL bytes)")
-            if not text.strip():
+            if not has_visible_text(text):
                 yield Article(str(path), path.name, error="empty file")
             else:
                 yield Article(str(path), path.name, text)

@@ -174,3 +174,38 @@ def test_scored_rows_agree_with_predict_and_offsets_in_every_format(tiny_baselin
             assert row["label"] == want["label"]
             assert [float(row[f"p_{label}"]) for label in stance.LABELS] == pytest.approx(
                 [want["scores"][label] for label in stance.LABELS], abs=1e-12)
+
+
+INVISIBLE = ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u200e\u200f", " \u200b\n\t", "\x1f"]
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+def test_invisible_only_text_is_empty(tiny_baseline, text):
+    # issue 17 case 8: zero-width space, word joiner, BOM, soft hyphen, direction marks, a control
+    with pytest.raises(ValueError, match="invisible"):
+        predict(text, model=tiny_baseline)
+    marked = predict(["Scanning is surveillance.", text], model=tiny_baseline, errors="mark")
+    assert marked[0].label is not None and marked[1].label is None and "invisible" in marked[1].error
+
+
+def test_invisible_only_inputs_are_empty_error_rows(tiny_baseline, tmp_path):
+    (tmp_path / "a.txt").write_text("\u200b\u2060\n\ufeff\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": "j1", "text": "\\u200b\\u00ad"}\n{"id": "j2", "text": "Keep it."}\n', "utf-8")
+    rows = list(read_articles([tmp_path / "a.txt", tmp_path / "b.jsonl"]))
+    assert [(r.doc_id, r.error) for r in rows] == [("a.txt", "empty file"), ("j1", "row 1: no text in field 'text'"),
+                                                   ("j2", None)]
+
+
+def test_excel_csv_with_byte_order_mark_and_crlf_scores_every_row(tiny_baseline, tmp_path):
+    # issue 17 case 5: "CSV UTF-8" from a spreadsheet starts with a BOM and ends lines with CRLF
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffid,text\r\nr1,Scanning is surveillance.\r\nr2,Encryption shields everyone.\r\n".encode())
+    rows = list(read_articles([path]))
+    assert [(r.doc_id, r.text, r.error) for r in rows] == [("r1", "Scanning is surveillance.", None),
+                                                          ("r2", "Encryption shields everyone.", None)]
+    txt = tmp_path / "bom.txt"
+    txt.write_bytes("\ufeffEncryption shields everyone.\nThe vote is on Tuesday.\n".encode())
+    counts = write_scores(read_articles([txt]), stance.load(tiny_baseline), "tiny", tmp_path / "out")
+    sentences = [json.loads(line) for line in (tmp_path / "out" / "sentences.jsonl").read_text().splitlines()]
+    assert counts["errors"] == 0 and sentences[0]["text"] == "Encryption shields everyone."
+    assert sentences[0]["start"] == 0
