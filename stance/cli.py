@@ -203,7 +203,16 @@ def install_encoder(
 
 
 def main() -> None:
-    app()
+    """The ``stance`` entry point: a missing model or encoder is a one-line error naming the command
+    that builds it, exit code 2, never a traceback."""
+    from stance.models.base import ModelNotFoundError
+    from stance.weights import EncoderNotInstalledError
+
+    try:
+        app(standalone_mode=True)
+    except (ModelNotFoundError, EncoderNotInstalledError) as problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -209,3 +209,16 @@ def test_excel_csv_with_byte_order_mark_and_crlf_scores_every_row(tiny_baseline,
     sentences = [json.loads(line) for line in (tmp_path / "out" / "sentences.jsonl").read_text().splitlines()]
     assert counts["errors"] == 0 and sentences[0]["text"] == "Encryption shields everyone."
     assert sentences[0]["start"] == 0
+
+
+def test_cli_entry_point_reports_a_missing_model_without_traceback(tmp_path, monkeypatch, capsys):
+    # an installed copy with no model in its store: one line naming the command that builds it, exit 2
+    from stance.cli import main
+
+    monkeypatch.setenv("STANCE_HOME", str(tmp_path))
+    monkeypatch.setattr("sys.argv", ["stance", "predict", "Scanning is surveillance."])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert err.startswith("error: no saved model at") and "make all" in err and "Traceback" not in err
