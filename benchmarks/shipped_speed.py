@@ -4,7 +4,7 @@ Both models predict the same lone sentences (no context) in one process; the rou
 models so that load on a shared machine hits each alike; the median and the spread of the rounds
 are reported with the load average before and after. Writes ``benchmarks/results/shipped_speed.md``.
 Cold caches are excluded: each model predicts once before timing, and frozen-encoder embeddings are
-never read from the on-disk cache (``cache=False`` on a copy of the model's settings).
+never read from the on-disk cache (``cache=False`` set on the loaded models, in this process only).
 """
 
 import json

@@ -5,8 +5,8 @@
 * ``append <part>``: a later writer's part joins the training contrast groups (ids continue).
 
 Each gets ``written_label`` (the writer's label: pass 1) and a shuffled ``blind.csv`` (id, text; labels
-hidden) for the blind second pass. Leakage control runs later, in ``stance build-data``, and drops whole
-groups. Refuses to overwrite a set once it exists: after adjudication it holds final labels.
+hidden) for the blind second pass. Leakage control runs later, once, in ``experiments/check_leakage.py``,
+and drops whole groups. Refuses to overwrite a set once it exists: after adjudication it holds final labels.
 """
 
 import random
@@ -20,16 +20,26 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 FIELDS = ["id", "group", "text", "label", "written_label", "family", "construction", "register", "speaker_kind", "note"]
 
 
+def _numbered(rows: list[dict[str, str]], prefix: str, start: int) -> list[dict[str, str]]:
+    """Rows with ids ``<prefix><n>`` from ``start``, the writer's label kept as pass 1, whitespace collapsed."""
+    return [{**r, "id": f"{prefix}{k:04d}", "written_label": r["label"], "text": " ".join(r["text"].split())}
+            for k, r in enumerate(rows, start)]
+
+
+def _write_blind(rows: list[dict[str, str]], path: Path, seed: int) -> None:
+    """The rows' ids and texts, shuffled, labels hidden: the file the blind second pass labels."""
+    blind = [{"id": r["id"], "text": r["text"]} for r in rows]
+    random.Random(seed).shuffle(blind)
+    write_csv(path, blind, ["id", "text"])
+
+
 def prepare(name: str, rows: list[dict[str, str]], prefix: str) -> None:
     target = DATA / name / f"{name}.csv"
     if target.exists() and "--force" not in sys.argv:
         sys.exit(f"{target} exists; it holds adjudicated labels. Use --force to rebuild it.")
-    out = [{**r, "id": f"{prefix}{k:04d}", "written_label": r["label"], "text": " ".join(r["text"].split())}
-           for k, r in enumerate(rows, 1)]
+    out = _numbered(rows, prefix, 1)
     write_csv(target, out, FIELDS)
-    blind = [{"id": r["id"], "text": r["text"]} for r in out]
-    random.Random(SEED + 2).shuffle(blind)
-    write_csv(DATA / name / "blind.csv", blind, ["id", "text"])
+    _write_blind(out, DATA / name / "blind.csv", SEED + 2)
     print(f"{name}: {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
 
@@ -41,13 +51,9 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     known = {r["group"] for r in existing}
     if any(r["group"] in known for r in rows):
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
-    start = len(existing) + 1
-    out = [{**r, "id": f"{prefix}{k:04d}", "written_label": r["label"], "text": " ".join(r["text"].split())}
-           for k, r in enumerate(rows, start)]
+    out = _numbered(rows, prefix, len(existing) + 1)
     write_csv(target, existing + out, FIELDS)
-    blind = [{"id": r["id"], "text": r["text"]} for r in out]
-    random.Random(SEED + 3).shuffle(blind)
-    write_csv(DATA / name / blind_name, blind, ["id", "text"])
+    _write_blind(out, DATA / name / blind_name, SEED + 3)
     print(f"{name}: appended {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
 

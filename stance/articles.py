@@ -3,9 +3,9 @@
 A writer produces articles as blocks of sentences (``data/articles/FORMAT.md``). :func:`render`
 turns one into its text and the ``[start, end)`` span of every labelled sentence;
 :func:`align` maps the segmenter's sentences onto those spans and raises
-:class:`AlignmentError` naming the article and the text when a segmenter sentence joins two
-labelled spans or falls outside every span. Labels thus survive a change of segmenter as long as
-it never joins what the writers split, and the check fails loudly when it does.
+:class:`AlignmentError` naming the article and the text when a segmenter sentence joins spans that
+take both sides or falls outside every span. Labels thus survive a change of segmenter as long as
+it never joins two sides, and the check fails loudly when it does.
 
 Two sets share this module: ``articles`` (training, and held out by article for the context
 study) and ``article_test`` (an independent article-level test set, evaluation only).

@@ -267,11 +267,10 @@ def pair_accuracy_ci(y: np.ndarray, pred: np.ndarray, groups: Sequence[str], n_b
         draws.append((both[idx].sum() - other[idx].sum()) / total if total else 0.0)
     low, high = np.percentile(draws, [2.5, 97.5])
     observed = float((both.sum() - other.sum()) / pairs.sum()) if pairs.sum() else 0.0
-    out = {"value": observed, "ci_low": float(low), "ci_high": float(high)}
-    if baseline is not None:
-        out = {"difference": observed, "ci_low": float(low), "ci_high": float(high),
-               "p_not_better": float(np.mean(np.asarray(draws) <= 0))}
-    return out
+    if baseline is None:
+        return {"value": observed, "ci_low": float(low), "ci_high": float(high)}
+    return {"difference": observed, "ci_low": float(low), "ci_high": float(high),
+            "p_not_better": float(np.mean(np.asarray(draws) <= 0))}
 
 
 # ---------------------------------------------------------------- cross-validation
