@@ -50,7 +50,7 @@ def run() -> dict[str, Any]:
     for fold in folds:
         fit_start = time.perf_counter()
         # the learning rate is chosen as in the evaluation, on the fold's training rows only
-        params, _ = tune(spec, texts, labels, docs, groups, fold.train, (extra_texts, extra_labels), "lodo", SEED)
+        params, _ = tune(spec, texts, labels, docs, groups, fold.train, (extra_texts, extra_labels, [""] * len(extra_texts)), "lodo", SEED)
         model = spec.build(SEED, **params).fit([texts[i] for i in fold.train] + extra_texts,
                                                [labels[i] for i in fold.train] + extra_labels)
         fit_seconds = time.perf_counter() - fit_start

@@ -332,7 +332,7 @@ def tune(
     docs: np.ndarray,
     groups: np.ndarray,
     train: np.ndarray,
-    extra: tuple[list[str], ...],
+    extra: tuple[list[str], list[str], list[str]],
     inner: str,
     seed: int,
     contexts: list[str] | None = None,
@@ -343,8 +343,6 @@ def tune(
     params and every row index the tuning looked at.
     """
     contexts = list(contexts) if contexts is not None else [""] * len(texts)
-    if len(extra) == 2:  # texts and labels only: no context
-        extra = (list(extra[0]), list(extra[1]), [""] * len(extra[0]))
     candidates = spec.candidates()
     if len(candidates) <= 1:
         return (candidates[0] if candidates else {}), []

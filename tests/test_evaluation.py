@@ -78,10 +78,11 @@ def test_tuning_never_sees_the_outer_test_fold(seeds, monkeypatch):
     spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]})
     extra = supplement_rows()[:20]
     extra_pair = ([r["text"] for r in extra], [r["label"] for r in extra])
+    extra_rows = (*extra_pair, [""] * len(extra))
     folds = lodo_folds(docs, groups)
     for fold in folds:
         SpyModel.seen = []
-        _, seen_rows = tune(spec, texts, labels, docs, groups, fold.train, extra_pair, "lodo", 0)
+        _, seen_rows = tune(spec, texts, labels, docs, groups, fold.train, extra_rows, "lodo", 0)
         assert seen_rows and not set(seen_rows) & set(fold.test.tolist())
         # every fit during tuning trained only on outer-training rows and the supplement
         allowed = {texts[i] for i in fold.train} | set(extra_pair[0])
@@ -169,10 +170,10 @@ def test_a_single_inner_split_tunes_on_one_stratified_hold_out_of_the_outer_trai
     full = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]})
     single = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, single_inner_split=True)
     SpyModel.seen = []
-    tune(full, texts, labels, docs, groups, fold.train, ([], []), "lodo", 0)
+    tune(full, texts, labels, docs, groups, fold.train, ([], [], []), "lodo", 0)
     fits_full = len(SpyModel.seen)
     SpyModel.seen = []
-    _, seen_rows = tune(single, texts, labels, docs, groups, fold.train, ([], []), "lodo", 0)
+    _, seen_rows = tune(single, texts, labels, docs, groups, fold.train, ([], [], []), "lodo", 0)
     # two grid points, one fit each, on about two thirds of the outer training rows
     train_share = len(SpyModel.seen) / 2 / len(fold.train)
     assert 0.5 < train_share < 0.8 and len(SpyModel.seen) < fits_full
