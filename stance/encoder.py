@@ -269,8 +269,8 @@ def packaged_encoder(name: str = "minilm") -> tuple[Any, Any]:
 
 
 def cache_dir() -> Path:
-    """Where cached embeddings live (``<project root>/cache/embeddings``, git-ignored)."""
-    return paths.project_root() / "cache" / "embeddings"
+    """Where cached embeddings live: ``<cache>/embeddings`` (:func:`stance.paths.cache_dir`)."""
+    return paths.cache_dir() / "embeddings"
 
 
 def cache_key(text: str, name: str = "minilm") -> str:

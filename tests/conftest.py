@@ -5,6 +5,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# the checkout's store (the Makefile sets the same), so that a bare `pytest` finds the trained models
+os.environ.setdefault("STANCE_HOME", str(Path(__file__).resolve().parents[1] / "models"))
 
 
 @pytest.fixture(scope="session")
