@@ -5,9 +5,8 @@ import os
 import re
 
 from stance import paths
-from stance.api import load, model_label
-from stance.io import read_articles, write_scores
 from stance.labels import LABELS
+from stance.scoring.local import score_files
 
 MARK = "<!-- {name}:{edge} -->"
 
@@ -35,7 +34,7 @@ def main() -> None:
     # sources relative to the checkout, so the committed outputs do not depend on where it lives
     os.chdir(paths.project_root())
     seeds = paths.seeds_dir().relative_to(paths.project_root())
-    counts = write_scores(read_articles([seeds]), load(), model_label(None), out, "jsonl", force=True)
+    counts = score_files([seeds], out, fmt="jsonl", force=True)
     table = seed_summary_table(out / "articles.jsonl")
     (paths.results_dir() / "seed_summaries.md").write_text(table)
     print(table)

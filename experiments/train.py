@@ -1,7 +1,9 @@
-"""Train the models the selection rule chose on all data; save them under models/ and write models/DEFAULT."""
+"""Train the models the selection rule chose on all data into the model store ($STANCE_HOME: the Makefile's
+models/), write its DEFAULT, and copy the default model into the package (stance/packaged/) for the wheel."""
 
 import argparse
 
+from stance.models.store import package_default
 from stance.pipeline import train_shipped
 
 if __name__ == "__main__":
@@ -10,3 +12,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     for name, seconds in train_shipped(args.which).items():
         print(f"trained {name} in {seconds:.1f} s")
+    # the wheel carries the default model (small enough: a TF-IDF model)
+    print(f"packaged the default model into {package_default()}")

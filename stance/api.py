@@ -1,4 +1,4 @@
-"""The prediction API: ``predict``, ``score_article``, ``load``, and the model cache."""
+"""The prediction API: ``predict``, ``score_article`` and ``load`` (models resolved by :mod:`stance.models.store`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from stance import paths
-from stance.aggregate import summarise
-from stance.context import segment_with_context
 from stance.labels import LABELS
-from stance.models import ModelNotFoundError, StanceModel, load_model
+from stance.models import StanceModel, store
+from stance.scoring.kernel import Kernel, ScoredArticle
+from stance.scoring.readers import Article, clean_text, one_line
 from stance.text import has_visible_text
-
-NAMED_MODELS = ("baseline", "transformer")
-DEFAULT_FILE = "DEFAULT"
 
 
 @dataclass(frozen=True)
@@ -38,31 +34,13 @@ class Prediction:
 
 
 def default_model_name() -> str:
-    """The model the evaluation's selection rule chose (``models/DEFAULT``), else ``baseline``."""
-    marker = paths.models_dir() / DEFAULT_FILE
-    return marker.read_text().strip() if marker.exists() else "baseline"
-
-
-def _resolve(name_or_path: str | Path | None) -> Path:
-    name = default_model_name() if name_or_path is None else name_or_path
-    if isinstance(name, str) and name in NAMED_MODELS:
-        return paths.models_dir() / name
-    path = Path(name)
-    if not path.exists():
-        raise ModelNotFoundError(
-            f"model {str(name)!r} is neither {' nor '.join(NAMED_MODELS)} nor an existing folder"
-        )
-    return path
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: Path) -> StanceModel:
-    return load_model(path)
+    """The default model's name (the store's ``DEFAULT`` marker, else the packaged default)."""
+    return store.default_name()
 
 
 @lru_cache(maxsize=4)
-def _load_quantized(path: Path) -> StanceModel:
-    model = _load_cached(path)
+def _load_quantized(path: Path, sha256: str) -> StanceModel:
+    model = store.load(path)[0]
     make_int8 = getattr(model, "quantized", None)
     if make_int8 is None:
         raise ValueError(f"{path} holds a {model.family!r} model; only transformer models can be quantised")
@@ -70,20 +48,28 @@ def _load_quantized(path: Path) -> StanceModel:
 
 
 def load(name_or_path: str | Path | None = None, quantize: bool = False) -> StanceModel:
-    """The model ``"baseline"``, ``"transformer"``, a saved-model folder, or the default (``None``).
+    """A saved model by name (``"baseline"``, ``"transformer"``...), folder, or the default (``None``).
 
-    Loaded once and cached. ``quantize=True`` gives an int8 dynamically quantised copy of a
-    transformer model (opt-in; see the README's Performance section for its speed and macro-F1
-    cost) and raises ``ValueError`` for other families. Raises
+    Names resolve through the model store (:mod:`stance.models.store`: an explicit folder,
+    ``$STANCE_HOME`` or the user data folder, then the copy packaged with the library). Loaded
+    once and cached. ``quantize=True`` gives an int8 dynamically quantised copy of a
+    transformer model (opt-in; see the README's Performance section for its speed and
+    macro-F1 cost) and raises ``ValueError`` for other families. Raises
     :class:`~stance.models.ModelNotFoundError` naming the command that builds a missing model.
     """
-    path = _resolve(name_or_path).resolve()
-    return _load_quantized(path) if quantize else _load_cached(path)
+    model, ref = store.load(name_or_path)
+    return _load_quantized(ref.path, ref.sha256) if quantize else model
 
 
 def model_label(name_or_path: str | Path | None) -> str:
-    path = _resolve(name_or_path)
-    return path.name
+    """The name rows and predictions carry for a model (its store name or folder name)."""
+    return store.resolve(name_or_path).name
+
+
+def kernel(model: str | Path | None = None, batch_size: int = 256) -> Kernel:
+    """The scoring kernel (:class:`stance.scoring.kernel.Kernel`) for a model name or folder."""
+    loaded, ref = store.load(model)
+    return Kernel(loaded, ref.name, ref.sha256, batch_size)
 
 
 def _check_text(text: object, position: int | None) -> str:
@@ -98,7 +84,11 @@ def _check_text(text: object, position: int | None) -> str:
 def predict_texts(
     texts: list[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False
 ) -> list[Prediction]:
-    """Predict a list; ``errors="mark"`` turns bad items into error predictions instead of raising."""
+    """Predict a list; ``errors="mark"`` turns bad items into error predictions instead of raising.
+
+    A bad item is a non-string, empty text, or a text the model fails on (found by predicting
+    the items one by one after a failed batch); with ``errors="mark"`` it never raises.
+    """
     if errors not in {"raise", "mark"}:
         raise ValueError(f"errors must be 'raise' or 'mark', got {errors!r}")
     name = model_label(model)
@@ -112,8 +102,20 @@ def predict_texts(
             if errors == "raise":
                 raise
             failures[position] = str(problem)
-    proba = load(model, quantize).predict_proba([texts[i] for i in good]) if good else np.zeros((0, len(LABELS)))
-    rows = {i: proba[k] for k, i in enumerate(good)}
+    loaded = load(model, quantize)
+    rows: dict[int, np.ndarray] = {}
+    try:
+        proba = loaded.predict_proba([texts[i] for i in good]) if good else np.zeros((0, len(LABELS)))
+        rows = {i: proba[k] for k, i in enumerate(good)}
+    except Exception:
+        # narrow the failure to the item(s) that cause it: each is predicted alone
+        for position in good:
+            try:
+                rows[position] = loaded.predict_proba([texts[position]])[0]
+            except Exception as problem:
+                if errors == "raise":
+                    raise ValueError(f"text at position {position} could not be scored: {one_line(problem)}") from problem
+                failures[position] = f"prediction failed: {one_line(problem)}"
     out = []
     for position in range(len(texts)):
         if position in failures:
@@ -143,6 +145,10 @@ def predict(
     return predict_texts(list(text), model, errors, quantize)
 
 
+class ArticleError(ValueError):
+    """An article that could not be scored; the message is the error row's reason."""
+
+
 @dataclass
 class ArticleScore:
     """Sentence predictions with offsets, and the article summary."""
@@ -154,42 +160,40 @@ class ArticleScore:
         return {"sentences": self.sentences, "summary": self.summary}
 
 
-def score_sentences(text: str, proba: np.ndarray, spans: list, model_name: str, top_k: int = 3) -> ArticleScore:
-    """Build an :class:`ArticleScore` from segmented sentences and their probabilities."""
+def article_score(scored: ScoredArticle, kernel: Kernel, top_k: int = 3) -> ArticleScore:
+    """An :class:`ArticleScore` from the kernel's result for one article."""
     sentences = [
-        {
-            "index": i,
-            "start": s.start,
-            "end": s.end,
-            "text": s.text,
-            "label": LABELS[int(np.argmax(p))],
-            "scores": {label: float(v) for label, v in zip(LABELS, p)},
-        }
-        for i, (s, p) in enumerate(zip(spans, proba))
+        {"index": row["sentence_index"], "start": row["start"], "end": row["end"], "text": row["text"],
+         "label": row["label"], "scores": {label: row[f"p_{label}"] for label in LABELS}}
+        for row in kernel.sentence_rows(scored)
     ]
-    summary = summarise(proba)
-    summary["model"] = model_name
+    summary = dict(scored.summary)
+    summary["model"] = kernel.name
+    summary["model_sha256"] = kernel.sha256
     for side in ("pro-scanning", "pro-encryption"):
-        mine = [s for s in sentences if s["label"] == side]
-        mine.sort(key=lambda s: -s["scores"][side])
-        summary[f"top_{side}"] = [
-            {"index": s["index"], "text": s["text"], "p": s["scores"][side]} for s in mine[:top_k]
-        ]
+        mine = sorted((s for s in sentences if s["label"] == side), key=lambda s: -s["scores"][side])
+        summary[f"top_{side}"] = [{"index": s["index"], "text": s["text"], "p": s["scores"][side]} for s in mine[:top_k]]
     return ArticleScore(sentences, summary)
 
 
 def score_article(text: str, model: str | Path | None = None, top_k: int = 3) -> ArticleScore:
     """Split an article into sentences (the dataset's segmenter), predict each, summarise.
 
+    Runs the one scoring kernel (:mod:`stance.scoring.kernel`) that ``stance score`` runs, on
+    ``text`` cleaned by the same rules as its inputs (lone surrogates -> U+FFFD, universal
+    newlines; offsets count code points of the cleaned text). Each sentence is read with its
+    headline, list lead-in and previous sentence (models built with context use them).
     The summary holds ``n_sentences``, ``n_<label>``, ``share_<label>``, ``mean_p_<label>``
     and ``net_stance`` = (pro-encryption - pro-scanning) / (pro-encryption + pro-scanning)
     sentence counts, in [-1, 1] (pro-scanning negative, 0 when no sentence takes a side),
-    plus the ``top_k`` most confident sentences of each side. Raises ``TypeError`` for a
-    non-string and ``ValueError`` for empty text.
+    the model's name and sha256, and the ``top_k`` most confident sentences of each side.
+    Raises ``TypeError`` for a non-string, ``ValueError`` for empty text, and
+    :class:`ArticleError` (a ``ValueError``) with the error row's reason when scoring fails.
     """
     _check_text(text, None)
-    spans, contexts = segment_with_context(text)
-    # each sentence is read with its headline, list lead-in and previous sentence (models built
-    # with use_context use them; the others ignore them)
-    proba = load(model).predict_proba([s.text for s in spans], contexts)
-    return score_sentences(text, proba, spans, model_label(model), top_k)
+    cleaned, warnings = clean_text(text)
+    scoring = kernel(model)
+    scored = scoring.score([Article("<text>", "<text>", cleaned, warnings="; ".join(warnings) or None)])[0]
+    if scored.error is not None:
+        raise ArticleError(scored.error)
+    return article_score(scored, scoring, top_k)

@@ -69,44 +69,62 @@ def predict(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+class StdinFormat(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _progress_bar():  # rich's bar with a total when the input count is known, and an ETA
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), transient=True)
+
+
 @app.command()
 def score(
-    inputs: list[Path] = typer.Argument(..., help="Text files, folders of them, JSONL or CSV files."),
+    inputs: list[str] = typer.Argument(..., help="Text/Markdown files, folders, JSONL, CSV or Parquet files, globs, or - (stdin)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for sentences.<fmt> and articles.<fmt>."),
     fmt: Format = typer.Option(Format.jsonl, "--format", "-f"),
-    text_field: str = typer.Option("text", help="Text column of JSONL/CSV inputs."),
-    id_field: str = typer.Option("id", help="Id column of JSONL/CSV inputs (row number if absent)."),
+    text_field: str = typer.Option("text", help="Text column of JSONL/CSV/Parquet inputs."),
+    id_field: str = typer.Option("id", help="Id column of JSONL/CSV/Parquet inputs (row number if absent)."),
+    stdin_format: StdinFormat = typer.Option(StdinFormat.text, help="What - (stdin) holds: one text article, JSONL or CSV."),
     model: str = ModelOption,
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    bom: bool = typer.Option(False, "--bom", help="CSV: start with a UTF-8 byte-order mark (for spreadsheets on Windows)."),
     engine: Engine = typer.Option(Engine.local, help="local (one process) or ray (Ray Data)."),
-    batch_size: int = typer.Option(256, help="Ray: sentences per prediction batch."),
-    actors: int = typer.Option(1, help="Ray: number of model actors."),
+    batch_size: int = typer.Option(256, min=1, help="Sentences per prediction call."),
+    actors: int = typer.Option(1, min=1, help="Ray: number of model actors."),
     address: str = typer.Option(None, help="Ray: cluster address (default: $RAY_ADDRESS or a local instance)."),
 ) -> None:
     """Score articles in batch; write per-sentence rows and per-article summaries.
 
     Example: stance score seeds/ --out scores/ --format csv
-    Exit code 1 when some input failed (it gets an error row); every other input is scored.
+    Every input gets an article row; one that cannot be read or scored gets an error row
+    (the 'error' column) and every other input is scored. Exit code 0: all scored; 1: some
+    inputs are error rows; 2: usage error (bad option, missing model, existing output).
     """
-    from stance.api import load, model_label
+    from stance.scoring import distributed, local
 
+    options = dict(model=model, fmt=fmt.value, text_field=text_field, id_field=id_field, force=force,
+                   batch_size=batch_size, stdin_format=stdin_format.value, csv_bom=bom)
     try:
-        if engine is Engine.ray:
-            from stance.distributed import score_files
-
-            counts = score_files(inputs, out, model=model, fmt=fmt.value, text_field=text_field, id_field=id_field,
-                                 batch_size=batch_size, actors=actors, address=address, force=force)
-        else:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from stance.io import read_articles, write_scores
-
-            with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          transient=True, console=None) as bar:
-                task = bar.add_task("articles", total=None)
-                counts = write_scores(read_articles(inputs, text_field, id_field), load(model), model_label(model),
-                                      out, fmt.value, force, progress=lambda: bar.advance(task))
-    except FileExistsError as problem:
+        with _progress_bar() as bar:
+            task = bar.add_task("articles", total=None)
+            options["progress"] = lambda n: bar.advance(task, n)
+            if engine is Engine.ray:
+                counts = distributed.score_files(inputs, out, actors=actors, address=address, **options)
+            else:
+                counts = local.score_files(inputs, out, **options)
+    except (FileExistsError, ValueError) as problem:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2) from problem
     typer.echo(f"{counts['articles']} articles, {counts['sentences']} sentences, {counts['errors']} errors -> {out}",
@@ -117,29 +135,65 @@ def score(
 
 @app.command()
 def report(
-    article: Path = typer.Argument(..., help="A UTF-8 text file holding one article."),
-    out: Path = typer.Option(None, "--out", "-o", help="HTML file (default: <article>.html)."),
+    article: str = typer.Argument(..., help="A file holding one article (text or Markdown), or - for stdin."),
+    out: Path = typer.Option(None, "--out", "-o", help="HTML file (default: <article>.html; report.html for stdin)."),
     model: str = ModelOption,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing report."),
 ) -> None:
     """Write a self-contained HTML page with every sentence highlighted by its label.
 
     Example: stance report seeds/000_fb04771064e37d9c.txt --out report.html
+    The article is read by the same reader as 'stance score' (same text, same sentences).
     """
-    from stance.api import score_article
-    from stance.report import render_report
+    from stance.api import ArticleError, article_score, kernel
+    from stance.scoring.readers import read_articles
+    from stance.scoring.report import render_report
 
-    target = out or article.with_suffix(".html")
+    target = out or (Path("report.html") if article == "-" else Path(article).with_suffix(".html"))
     if target.exists() and not force:
         typer.echo(f"error: {target} exists; pass --force to overwrite", err=True)
         raise typer.Exit(2)
+    read = list(read_articles([article]))
+    if len(read) != 1 or read[0].error is not None:
+        reason = read[0].error if len(read) == 1 else f"{len(read)} articles (report takes one text file)"
+        typer.echo(f"error: cannot report on {article}: {reason}", err=True)
+        raise typer.Exit(2)
+    scoring = kernel(model)
+    scored = scoring.score(read)[0]
+    if scored.error is not None:
+        typer.echo(f"error: cannot score {article}: {ArticleError(scored.error)}", err=True)
+        raise typer.Exit(1)
     try:
-        text = article.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as problem:
-        typer.echo(f"error: cannot read {article}: {problem}", err=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page = render_report(read[0].text, article_score(scored, scoring), title=Path(article).name)
+        target.write_text(page, encoding="utf-8")
+    except OSError as problem:
+        typer.echo(f"error: cannot write {target}: {problem.strerror or problem}", err=True)
         raise typer.Exit(2) from problem
-    target.write_text(render_report(text, score_article(text, model), title=article.name), encoding="utf-8")
     typer.echo(str(target))
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="One JSON object per model.")) -> None:
+    """List the models in the store and in the package: family, training data, metrics, provenance.
+
+    Example: stance models
+    The default model is marked with *. A store entry shadows a packaged model of the same name.
+    """
+    from stance import paths
+    from stance.models.store import list_models
+
+    entries = list_models()
+    if as_json:
+        for entry in entries:
+            typer.echo(json.dumps(entry, ensure_ascii=False))
+        return
+    typer.echo(f"store: {paths.models_dir()}")
+    for e in entries:
+        metrics = " ".join(f"{k}={v:.3f}" for k, v in e["metrics"].items())
+        typer.echo(f"{'*' if e['default'] else ' '} {e['name']:<12} {e['origin']:<8} {e['family'] or '?':<10} "
+                   f"{e['spec'] or '-'}  rows={e['training_rows'] or '-'} data={str(e['data_sha256'] or '-')[:12]} "
+                   f"stance={e['stance_version'] or '-'} sha256={e['sha256'][:12]}  {metrics}")
 
 
 @app.command("build-data")
@@ -157,14 +211,16 @@ def build_data() -> None:
 def train(
     which: str = typer.Argument("all", help="baseline, transformer, or all (the models the selection rule chose)."),
 ) -> None:
-    """Train the shipped models on all data, as chosen by the selection rule.
+    """Train the shipped models on all data into the model store, as chosen by the selection rule.
 
     Example: stance train baseline
     """
+    from stance.models.store import package_default
     from stance.pipeline import train_shipped
 
     for name, seconds in train_shipped(which).items():
         typer.echo(f"trained {name} in {seconds:.1f} s")
+    typer.echo(f"packaged the default model into {package_default()}")
 
 
 @app.command()
@@ -203,8 +259,14 @@ def install_encoder(
 
 
 def main() -> None:
-    """The ``stance`` entry point: a missing model or encoder is a one-line error naming the command
-    that builds it, exit code 2, never a traceback."""
+    """The ``stance`` entry point: a missing model or encoder, or an unexpected failure, is a one-line
+    error (naming the command that builds a missing model), never a traceback; exit code 2 for
+    usage and set-up errors, 1 when some inputs failed."""
+    import os
+
+    # libgomp's default spin-waiting made 2 torch threads ~20x slower while other processes shared
+    # the cores; the library sets no environment variable, the command does (before torch loads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from stance.models.base import ModelNotFoundError
     from stance.weights import EncoderNotInstalledError
 
@@ -213,6 +275,12 @@ def main() -> None:
     except (ModelNotFoundError, EncoderNotInstalledError) as problem:
         typer.echo(f"error: {problem}", err=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as problem:  # the promise: never a traceback from the CLI
+        typer.echo(f"error: {type(problem).__name__}: {problem}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

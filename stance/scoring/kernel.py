@@ -1,0 +1,143 @@
+"""The scoring kernel: a batch of articles -> sentence rows and one article row each.
+
+The only place that segments, predicts and aggregates. :func:`stance.score_article`, the local
+``stance score`` engine and the Ray actor all call :meth:`Kernel.score`, so their rows are the
+same by construction.
+
+Each article is isolated: segmenting, predicting and summarising it happen under one guard, and
+a failure becomes that article's error row while every other article is scored. Sentences of a
+whole batch are predicted together (``batch_size`` at a time) for speed; when such a call
+fails, the kernel predicts the batch's articles one by one so that only the failing article
+gets the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stance.aggregate import summarise
+from stance.context import segment_with_context
+from stance.labels import LABELS
+from stance.scoring.readers import Article, one_line
+from stance.segment import Sentence
+
+SENTENCE_COLUMNS = ["source", "doc_id", "sentence_index", "start", "end", "text", "label",
+                    *[f"p_{label}" for label in LABELS], "model", "model_sha256", "error"]
+ARTICLE_COLUMNS = ["source", "doc_id", "n_sentences", *[f"n_{label}" for label in LABELS],
+                   *[f"share_{label}" for label in LABELS], *[f"mean_p_{label}" for label in LABELS],
+                   "net_stance", "model", "model_sha256", "warnings", "error"]
+
+
+@dataclass
+class ScoredArticle:
+    """One article after the kernel: its sentences and their ``(n, len(LABELS))`` probabilities,
+    its summary (:func:`stance.aggregate.summarise`), or ``error`` (then no sentences)."""
+
+    article: Article
+    sentences: list[Sentence] = field(default_factory=list)
+    proba: np.ndarray = field(default_factory=lambda: np.zeros((0, len(LABELS))))
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+class Kernel:
+    """Scores batches of :class:`~stance.scoring.readers.Article` with one model.
+
+    ``model``: anything with the model contract's ``predict_proba(texts, contexts)``;
+    ``name`` and ``sha256`` label every row; ``batch_size``: sentences per prediction call (>= 1).
+    """
+
+    def __init__(self, model: Any, name: str, sha256: str, batch_size: int = 256) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model, self.name, self.sha256, self.batch_size = model, name, sha256, batch_size
+
+    # -- the three stages, each guarded per article
+
+    def _segment(self, article: Article) -> tuple[ScoredArticle, list[str]]:
+        scored = ScoredArticle(article, error=article.error)
+        if article.error is not None:
+            return scored, []
+        try:
+            sentences, contexts = segment_with_context(article.text)
+        except Exception as problem:  # one article's segmentation failure is its own error row
+            scored.error = f"segmentation failed: {one_line(problem)}"
+            return scored, []
+        if not sentences:
+            scored.error = "empty: no sentence"
+            return scored, []
+        scored.sentences = sentences
+        return scored, contexts
+
+    def _predict(self, texts: list[str], contexts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        parts = [np.asarray(self.model.predict_proba(texts[i: i + self.batch_size], contexts[i: i + self.batch_size]),
+                            dtype=float)
+                 for i in range(0, len(texts), self.batch_size)]
+        proba = np.concatenate(parts)
+        if proba.shape != (len(texts), len(LABELS)) or not np.isfinite(proba).all():
+            raise ValueError(f"the model returned probabilities of shape {proba.shape} or not finite")
+        return proba
+
+    def _predict_each(self, batch: list[tuple[ScoredArticle, list[str]]]) -> None:
+        for scored, contexts in batch:
+            try:
+                scored.proba = self._predict([s.text for s in scored.sentences], contexts)
+            except Exception as problem:
+                scored.error, scored.sentences = f"prediction failed: {one_line(problem)}", []
+
+    def score(self, articles: Sequence[Article]) -> list[ScoredArticle]:
+        """Every article of ``articles``, scored or with ``error`` set; same order, same length."""
+        prepared = [self._segment(article) for article in articles]
+        live = [(scored, contexts) for scored, contexts in prepared if scored.error is None]
+        try:
+            proba = self._predict([s.text for scored, _ in live for s in scored.sentences],
+                                  [c for _, contexts in live for c in contexts])
+        except Exception:  # narrow the failure to the article(s) that cause it
+            self._predict_each(live)
+        else:
+            offset = 0
+            for scored, _ in live:
+                scored.proba = proba[offset: offset + len(scored.sentences)]
+                offset += len(scored.sentences)
+        for scored, _ in prepared:
+            if scored.error is None:
+                try:
+                    scored.summary = summarise(scored.proba)
+                except Exception as problem:
+                    scored.error, scored.sentences = f"summary failed: {one_line(problem)}", []
+        return [scored for scored, _ in prepared]
+
+    # -- rows
+
+    def sentence_rows(self, scored: ScoredArticle) -> list[dict[str, Any]]:
+        """One row per sentence, keys in :data:`SENTENCE_COLUMNS` order (none for an error)."""
+        if scored.error is not None:
+            return []
+        article = scored.article
+        # whole-array argmax/tolist: per-element NumPy access cost as much as predicting
+        labels = [LABELS[i] for i in scored.proba.argmax(1).tolist()] if len(scored.proba) else []
+        return [
+            dict(zip(SENTENCE_COLUMNS, (article.source, article.doc_id, i, s.start, s.end, s.text, label, *p,
+                                        self.name, self.sha256, None)))
+            for i, (s, label, p) in enumerate(zip(scored.sentences, labels, scored.proba.tolist()))
+        ]
+
+    def article_row(self, scored: ScoredArticle) -> dict[str, Any]:
+        """The article's row, keys in :data:`ARTICLE_COLUMNS` order; counts 0 and the rest empty for an error."""
+        article = scored.article
+        row: dict[str, Any] = dict.fromkeys(ARTICLE_COLUMNS)
+        row.update(source=article.source, doc_id=article.doc_id, n_sentences=0)
+        if scored.error is None:
+            row.update(scored.summary)
+        row.update(model=self.name, model_sha256=self.sha256, warnings=article.warnings, error=scored.error)
+        return row
+
+    def rows(self, articles: Sequence[Article]) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """For every article, in order: its sentence rows and its article row."""
+        return [(self.sentence_rows(s), self.article_row(s)) for s in self.score(articles)]
