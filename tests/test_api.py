@@ -8,7 +8,9 @@ import stance
 from stance import paths
 from stance.api import Prediction, predict, score_article
 from stance.cli import app
-from stance.io import read_articles, write_scores
+from stance.api import kernel
+from stance.scoring.local import write_scores
+from stance.scoring.readers import read_articles
 from stance.models import ModelNotFoundError
 
 runner = CliRunner()
@@ -72,11 +74,11 @@ def test_batch_scoring_keeps_going_past_a_bad_file(tiny_baseline, tmp_path):
     folder.mkdir()
     (folder / "a_good.txt").write_text("Encryption protects everyone.\nThe vote is on Tuesday.", encoding="utf-8")
     (folder / "b_binary.txt").write_bytes(b"\x89PNG\x00\xff\xfe binary")
-    counts = write_scores(read_articles([folder]), stance.load(tiny_baseline), "tiny", tmp_path / "out")
+    counts = write_scores(read_articles([folder]), kernel(tiny_baseline), tmp_path / "out")
     assert counts == {"articles": 2, "sentences": 2, "errors": 1}
     articles = [json.loads(line) for line in (tmp_path / "out" / "articles.jsonl").read_text().splitlines()]
     assert [a["doc_id"] for a in articles] == ["a_good.txt", "b_binary.txt"]
-    assert articles[0]["error"] is None and "UTF-8" in articles[1]["error"]
+    assert articles[0]["error"] is None and "NUL bytes" in articles[1]["error"]
 
 
 def test_jsonl_and_csv_inputs_with_bad_rows(tiny_baseline, tmp_path):
@@ -108,9 +110,9 @@ def test_cli_score_refuses_to_overwrite_and_reports_failures(tiny_baseline, tmp_
 def test_parquet_output_holds_the_same_rows_as_jsonl(tiny_baseline, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from stance import io
+    from stance.scoring import writers
 
-    monkeypatch.setattr(io, "PARQUET_ROWS_PER_GROUP", 3)  # several row groups from the seeds
+    monkeypatch.setattr(writers, "PARQUET_ROWS_PER_GROUP", 3)  # several row groups from the seeds
     for fmt in ("jsonl", "parquet"):
         result = runner.invoke(app, ["score", str(paths.seeds_dir()), "--out", str(tmp_path / fmt), "--model", str(tiny_baseline),
                                      "--format", fmt])
@@ -151,14 +153,14 @@ def test_scored_rows_agree_with_predict_and_offsets_in_every_format(tiny_baselin
 
     import pyarrow.parquet as pq
 
-    from stance.io import SENTENCE_COLUMNS
+    from stance.scoring.kernel import SENTENCE_COLUMNS
 
     text = "Encryption protects everyone. The vote is on Tuesday.\nScanning will find the abusers, ministers say."
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_text(text, encoding="utf-8")
     expected = score_article(text, model=str(tiny_baseline)).sentences
     for fmt in ("jsonl", "csv", "parquet"):
-        write_scores(read_articles([tmp_path / "in"]), stance.load(tiny_baseline), "tiny", tmp_path / fmt, fmt)
+        write_scores(read_articles([tmp_path / "in"]), kernel(tiny_baseline), tmp_path / fmt, fmt)
         path = tmp_path / fmt / f"sentences.{fmt}"
         if fmt == "jsonl":
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -192,8 +194,8 @@ def test_invisible_only_inputs_are_empty_error_rows(tiny_baseline, tmp_path):
     (tmp_path / "a.txt").write_text("\u200b\u2060\n\ufeff\n", encoding="utf-8")
     (tmp_path / "b.jsonl").write_text('{"id": "j1", "text": "\\u200b\\u00ad"}\n{"id": "j2", "text": "Keep it."}\n', "utf-8")
     rows = list(read_articles([tmp_path / "a.txt", tmp_path / "b.jsonl"]))
-    assert [(r.doc_id, r.error) for r in rows] == [("a.txt", "empty file"), ("j1", "row 1: no text in field 'text'"),
-                                                   ("j2", None)]
+    assert [(r.doc_id, r.error) for r in rows] == [("a.txt", "empty: no visible text"),
+                                                   ("j1", "row 1: empty: no visible text"), ("j2", None)]
 
 
 def test_excel_csv_with_byte_order_mark_and_crlf_scores_every_row(tiny_baseline, tmp_path):
@@ -205,20 +207,21 @@ def test_excel_csv_with_byte_order_mark_and_crlf_scores_every_row(tiny_baseline,
                                                           ("r2", "Encryption shields everyone.", None)]
     txt = tmp_path / "bom.txt"
     txt.write_bytes("\ufeffEncryption shields everyone.\nThe vote is on Tuesday.\n".encode())
-    counts = write_scores(read_articles([txt]), stance.load(tiny_baseline), "tiny", tmp_path / "out")
+    counts = write_scores(read_articles([txt]), kernel(tiny_baseline), tmp_path / "out")
     sentences = [json.loads(line) for line in (tmp_path / "out" / "sentences.jsonl").read_text().splitlines()]
     assert counts["errors"] == 0 and sentences[0]["text"] == "Encryption shields everyone."
     assert sentences[0]["start"] == 0
 
 
 def test_cli_entry_point_reports_a_missing_model_without_traceback(tmp_path, monkeypatch, capsys):
-    # an installed copy with no model in its store: one line naming the command that builds it, exit 2
+    # a store without the asked model: one line naming the command that builds it, exit 2
     from stance.cli import main
 
     monkeypatch.setenv("STANCE_HOME", str(tmp_path))
-    monkeypatch.setattr("sys.argv", ["stance", "predict", "Scanning is surveillance."])
+    monkeypatch.setattr("sys.argv", ["stance", "predict", "--model", "transformer", "Scanning is surveillance."])
     with pytest.raises(SystemExit) as stopped:
         main()
     err = capsys.readouterr().err
     assert stopped.value.code == 2
-    assert err.startswith("error: no saved model at") and "make all" in err and "Traceback" not in err
+    assert err.startswith("error: model 'transformer' is not in the model store") and "make all" in err
+    assert "Traceback" not in err

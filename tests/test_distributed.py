@@ -1,4 +1,4 @@
-"""The Ray Data engine gives the rows of the single-process path (``stance.io.write_scores``)."""
+"""The Ray Data engine gives the rows of the local engine (the same reader, kernel and writers)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from stance import paths
-from stance.io import ARTICLE_COLUMNS, SENTENCE_COLUMNS, read_articles, write_scores
+from stance.scoring.kernel import ARTICLE_COLUMNS, SENTENCE_COLUMNS
+from stance.scoring.local import score_files as local_score_files
 from stance.segment import segment
 
 pytestmark = pytest.mark.ray
@@ -71,10 +72,8 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def single_process(inputs: list[Path], model: str, out: Path) -> dict[str, int]:
-    from stance.api import load, model_label
-
-    return write_scores(read_articles(inputs), load(model), model_label(model), out)
+def single_process(inputs: list, model: str, out: Path, **options) -> dict[str, int]:
+    return local_score_files(inputs, out, model=model, **options)
 
 
 def assert_same_rows(got: list[dict], expected: list[dict], columns: list[str]) -> None:
@@ -94,12 +93,12 @@ def assert_same_outputs(ray_out: Path, local_out: Path) -> None:
 
 
 def test_import_stance_does_not_import_ray():
-    code = "import sys, stance, stance.distributed; sys.exit('ray' in sys.modules)"
+    code = "import sys, stance, stance.scoring.distributed; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):
-    from stance.distributed import _ray
+    from stance.scoring.distributed import _ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install stance\[ray\]"):
@@ -107,7 +106,7 @@ def test_missing_ray_says_how_to_install(monkeypatch):
 
 
 def test_seeds_match_single_process(tmp_path, model):
-    from stance.distributed import score_files
+    from stance.scoring.distributed import score_files
 
     seeds = write_jsonl(tmp_path / "seeds.jsonl", seed_records())
     counts = score_files([seeds], tmp_path / "ray", model=model, actors=1)
@@ -121,7 +120,7 @@ def test_folder_and_parquet_inputs(tmp_path, model):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stance.distributed import score_files
+    from stance.scoring.distributed import score_files
 
     table = tmp_path / "seeds.parquet"
     pq.write_table(pa.Table.from_pylist(seed_records()), table)
@@ -144,7 +143,7 @@ def test_folder_and_parquet_inputs(tmp_path, model):
 
 
 def test_score_dataset_matches_single_process(tmp_path, model):
-    from stance.distributed import score_dataset
+    from stance.scoring.distributed import score_dataset
 
     records = seed_records()
     sentences, articles = score_dataset(ray.data.from_items(records, override_num_blocks=3), model=model, actors=2,
@@ -161,7 +160,7 @@ def test_score_dataset_matches_single_process(tmp_path, model):
 
 
 def test_generated_corpus_matches_single_process(tmp_path, model):
-    from stance.distributed import score_files
+    from stance.scoring.distributed import score_files
 
     corpus = write_jsonl(tmp_path / "corpus.jsonl", generated_records(2000))
     counts = score_files([corpus], tmp_path / "ray", model=model, actors=2)
@@ -172,7 +171,7 @@ def test_generated_corpus_matches_single_process(tmp_path, model):
 
 
 def test_malformed_rows_become_error_rows(tmp_path, model):
-    from stance.distributed import score_dataset, score_files
+    from stance.scoring.distributed import score_dataset, score_files
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(MALFORMED_LINES) + "\n", encoding="utf-8")
@@ -196,7 +195,7 @@ def test_malformed_rows_become_error_rows(tmp_path, model):
 
 
 def test_refuses_to_overwrite(tmp_path, model):
-    from stance.distributed import score_files
+    from stance.scoring.distributed import score_files
 
     (tmp_path / "articles.jsonl").write_text("")
     with pytest.raises(FileExistsError):
@@ -222,3 +221,58 @@ def test_cli_exit_codes(tmp_path, model):
     assert f"{MALFORMED_ERRORS} errors" in partial.output
     again = runner.invoke(app, ["score", str(good), "--out", str(tmp_path / "ok"), "--engine", "ray", "--model", model])
     assert again.exit_code == 2 and "--force" in again.output  # a usage error, like the local engine
+
+
+def test_every_input_kind_gives_equal_rows_in_both_engines(tmp_path, model):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stance.scoring.distributed import score_files
+
+    records = seed_records()[:3] + [{"id": "empty", "text": "\u200b"}, {"id": "s", "text": "Scanning \ud83d"}]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for r in records[:2]:
+        (folder / f"{r['id']}.txt").write_text(r["text"], encoding="utf-8")
+    (folder / "report.html").write_text("<p>not an article</p>", encoding="utf-8")
+    jsonl = write_jsonl(tmp_path / "in.jsonl", records)
+    table = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "text": r["text"].replace("\ud83d", "")} for r in records]),
+                   table)
+    with (tmp_path / "in.csv").open("w", encoding="utf-8-sig", newline="") as handle:
+        import csv
+
+        writer = csv.DictWriter(handle, fieldnames=["id", "text"])
+        writer.writeheader()
+        writer.writerows({"id": r["id"], "text": r["text"].replace("\ud83d", "")} for r in records)
+    inputs = [folder, jsonl, table, tmp_path / "in.csv", str(tmp_path / "fold*" / "*.txt"), "-", tmp_path / "absent.txt"]
+    stdin = b"Encryption protects everyone.\r\nThe vote is on Tuesday."
+    counts = score_files(inputs, tmp_path / "ray", model=model, actors=2, articles_per_batch=3,
+                         stdin=io.BytesIO(stdin))
+    expected = single_process(inputs, model, tmp_path / "local", stdin=io.BytesIO(stdin))
+    assert counts == expected
+    assert counts["articles"] == 2 + 5 + 5 + 5 + 2 + 1 + 1
+    assert_same_outputs(tmp_path / "ray", tmp_path / "local")
+    articles = read_jsonl(tmp_path / "ray" / "articles.jsonl")
+    assert [a["error"] for a in articles if a["error"]] == ["row 4: empty: no visible text"] * 3 + \
+        ["unreadable: No such file or directory"]
+
+
+def test_the_model_travels_from_the_driver(tmp_path, model, monkeypatch):
+    """A model that exists only in the driver's store (the workers started with another store)."""
+    import shutil
+
+    from stance.models.store import folder_sha256
+    from stance.scoring.distributed import score_files
+
+    store = tmp_path / "driver-store"
+    shutil.copytree(model, store / "driver-only")
+    monkeypatch.setenv("STANCE_HOME", str(store))  # after ray.init: the workers never see it
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", seed_records()[:2])
+    counts = score_files([seeds], tmp_path / "ray", model="driver-only")
+    assert counts["errors"] == 0 and counts["articles"] == 2
+    rows = read_jsonl(tmp_path / "ray" / "articles.jsonl")
+    assert {r["model"] for r in rows} == {"driver-only"}
+    assert {r["model_sha256"] for r in rows} == {folder_sha256(store / "driver-only")}
