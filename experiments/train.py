@@ -2,7 +2,7 @@
 
 import argparse
 
-from stance.pipeline import train_shipped
+from stance.evaluation.shipping import train_shipped
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
