@@ -275,3 +275,31 @@ def test_macro_f1_equals_scikit_learn():
                 pred[: n // 3] = 2  # some labels absent from one side
             expected = f1_score(y, pred, labels=range(3), average="macro", zero_division=0)
             assert abs(macro_f1(y, pred) - expected) < 1e-12
+
+
+def test_the_evaluation_and_data_packages_document_each_module_and_load_without_torch():
+    import pkgutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import stance.data
+    import stance.evaluation
+
+    names = [f"{package.__name__}.{info.name}" for package in (stance.data, stance.evaluation)
+             for info in pkgutil.iter_modules(package.__path__)]
+    assert {"stance.data.loaders", "stance.data.build", "stance.evaluation.runner", "stance.evaluation.selection",
+            "stance.evaluation.shipping"} <= set(names)
+    # every module of the two flows is importable alone (no import cycle), says its job, and leaves torch unloaded
+    code = ("import importlib, sys\n"
+            f"for name in {names!r}:\n"
+            "    module = importlib.import_module(name)\n"
+            "    assert (module.__doc__ or '').strip(), name + ' has no docstring'\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # the modules they replace are gone (looked up as files: an editable install elsewhere could still find them)
+    root = Path(stance.data.__file__).parent.parent
+    for old in ("experiment", "pipeline", "tables", "behavioural", "build", "articles", "agreement", "similarity",
+                "data", "evaluation"):
+        assert not (root / f"{old}.py").exists(), old
