@@ -1,9 +1,9 @@
 """Does int8 dynamic quantisation cost the fine-tuned transformer macro-F1? Leave-one-document-out, fp32 vs int8.
 
-Per leave-one-document-out fold of the seed sentences (``stance.evaluation.lodo_folds``), the
+Per leave-one-document-out fold of the seed sentences (``stance.evaluation.protocol.lodo_folds``), the
 ``minilm-finetune`` spec gets its learning rate chosen on the fold's training rows as in the
-evaluation (``stance.evaluation.tune``), then is fitted once on those rows plus the supplement
-(training seed ``stance.experiment.SEED``); that SAME fitted model then predicts the held-out document twice,
+evaluation (``stance.evaluation.protocol.tune``), then is fitted once on those rows plus the supplement
+(training seed ``stance.evaluation.specs.SEED``); that SAME fitted model then predicts the held-out document twice,
 as is (fp32) and through :meth:`TransformerModel.quantized` (int8 Linear layers). The pooled
 out-of-fold predictions give one macro-F1 for each, so the difference is the quantisation alone,
 not training noise. The int8 path may be recommended only if the drop is at most ``MAX_DROP``.
@@ -30,9 +30,10 @@ MAX_DROP = 0.01  # the issue's rule: int8 only if LODO macro-F1 stays within 0.0
 
 def run() -> dict[str, Any]:
     """Fit every LODO fold once, predict its test document in fp32 and int8; pooled metrics."""
-    from stance.data import seed_rows, supplement_rows
-    from stance.evaluation import compute_metrics, lodo_folds, tune
-    from stance.experiment import SEED, TRANSFORMER_SPECS
+    from stance.data.loaders import seed_rows, supplement_rows
+    from stance.evaluation.metrics import compute_metrics
+    from stance.evaluation.protocol import lodo_folds, tune
+    from stance.evaluation.specs import SEED, TRANSFORMER_SPECS
     from stance.labels import LABEL_TO_ID
 
     spec = TRANSFORMER_SPECS[0]

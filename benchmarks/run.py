@@ -64,7 +64,7 @@ TARGETS = {
 def pool_sentences() -> list[str]:
     """Every seed sentence (segmented by ``stance.segment``) and every supplement sentence, in a fixed order."""
     from stance import paths
-    from stance.data import supplement_rows
+    from stance.data.loaders import supplement_rows
     from stance.segment import segment
 
     seeds = [p.read_text(encoding="utf-8") for p in sorted(paths.seeds_dir().glob("*.txt"))]
@@ -155,7 +155,8 @@ def finetuned_model_dir() -> Path:
     if (FINETUNE_DIR / "config.json").exists():
         say(f"models/transformer is not a fine-tuned transformer; using {FINETUNE_DIR.relative_to(ROOT)}")
         return FINETUNE_DIR
-    from stance.experiment import SEED, TRANSFORMER_SPECS, train_and_save
+    from stance.evaluation.shipping import train_and_save
+    from stance.evaluation.specs import SEED, TRANSFORMER_SPECS
 
     say(f"models/transformer is not a fine-tuned transformer; training minilm-finetune into "
         f"{FINETUNE_DIR.relative_to(ROOT)} (once, ~2-3 min)")
@@ -174,7 +175,8 @@ def baseline_model_dir() -> Path:
     if (shipped / "config.json").exists():
         say("models/baseline is in the old skops format, which stance no longer reads; using the benchmark's own")
     if not (BASELINE_DIR / ARRAYS_FILE).exists():
-        from stance.experiment import BASELINE_SPECS, SEED, train_and_save
+        from stance.evaluation.shipping import train_and_save
+        from stance.evaluation.specs import BASELINE_SPECS, SEED
 
         say(f"models/baseline is absent; training {BASELINE_SPECS[0].name} into {BASELINE_DIR.relative_to(ROOT)}")
         train_and_save(BASELINE_SPECS[0], BASELINE_DIR, extra="supplement", seed=SEED)
@@ -292,8 +294,8 @@ def raw_sklearn_pipeline(model_dir: Path) -> Any:
     A saved baseline holds only the compiled arrays (no scikit-learn objects), so the pipeline a
     user would call is fitted again with the same parameters on the same (hash-checked) data.
     """
-    from stance.data import data_hash, extra_training_rows, seed_rows
-    from stance.experiment import probe_free
+    from stance.data.loaders import data_hash, extra_training_rows, seed_rows
+    from stance.evaluation.protocol import probe_free
     from stance.models.base import read_config
     from stance.models.tfidf import TfidfModel
 
@@ -354,9 +356,10 @@ def bench_score(model_dir: Path, corpus: Path, sentences: list[str], work: Path,
 
     ``sentences`` are the corpus' sentences, segmented beforehand, so both sides predict the same.
     """
+    from stance.io import read_articles, write_scores
+
     import stance
     from stance.api import model_label
-    from stance.io import read_articles, write_scores
 
     model = stance.load(model_dir)
     name = model_label(model_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stance import paths
 from stance.api import load
-from stance.data import contrast_test_rows, seed_rows
+from stance.data.loaders import contrast_test_rows, seed_rows
 
 ROUNDS = 3
 OUT = Path(__file__).resolve().parent / "results" / "shipped_speed.md"

@@ -11,26 +11,25 @@ saw each other's files, so a near duplicate is resolved on the side that is chea
 * Mini-article sentences of 6+ words that nearly duplicate a test sentence are listed in
   ``data/articles/leakage.csv`` and left out of training (their articles stay whole, so they still
   serve as context for their neighbours).
-Near-duplicates are :func:`stance.similarity.near_duplicates_across` (text rules, or MiniLM
+Near-duplicates are :func:`stance.data.similarity.near_duplicates_across` (text rules, or MiniLM
 embedding cosine >= 0.85). Then writes ``data/contrast_test/FROZEN`` with the set's sha256.
 """
 
 import sys
 from pathlib import Path
 
-from stance.behavioural import build_cases
-from stance.build import FROZEN_FILE
-from stance.data import (
+from stance.data.build import FROZEN_FILE
+from stance.data.files import read_csv, write_csv
+from stance.data.loaders import (
     article_rows,
     challenge_rows,
     contrast_rows,
     contrast_test_rows,
-    read_csv,
     seed_rows,
     supplement_rows,
-    write_csv,
 )
-from stance.similarity import near_duplicates_across
+from stance.data.similarity import near_duplicates_across
+from stance.evaluation.behavioural import build_cases
 from stance.weights import file_sha256
 
 DATA = Path(__file__).resolve().parents[1] / "data"

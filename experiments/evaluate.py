@@ -2,7 +2,8 @@
 
 import argparse
 
-from stance.pipeline import GRIDS, run_evaluation
+from stance.evaluation.runner import run_evaluation
+from stance.evaluation.specs import GRIDS
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

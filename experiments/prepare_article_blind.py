@@ -7,7 +7,7 @@ with the first), ``... article_test`` every test article. Writes ``<set>/blind_a
 
 import sys
 
-from stance.articles import render, set_dir, written_articles
+from stance.data.articles import render, set_dir, written_articles
 
 
 def blind_markdown(name: str) -> str:

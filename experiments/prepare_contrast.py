@@ -13,8 +13,8 @@ import random
 import sys
 from pathlib import Path
 
-from stance.data import read_csv, write_csv
-from stance.experiment import SEED
+from stance.data.files import read_csv, write_csv
+from stance.evaluation.specs import SEED
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIELDS = ["id", "group", "text", "label", "written_label", "family", "construction", "register", "speaker_kind", "note"]

@@ -14,9 +14,10 @@ import random
 import sys
 from pathlib import Path
 
-from stance.data import read_csv, seed_rows, write_csv
-from stance.experiment import SEED
-from stance.similarity import near_duplicates_across
+from stance.data.files import read_csv, write_csv
+from stance.data.loaders import seed_rows
+from stance.data.similarity import near_duplicates_across
+from stance.evaluation.specs import SEED
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIELDS = ["id", "text", "label", "written_label", "family", "register", "speaker_kind", "note"]

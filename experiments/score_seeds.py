@@ -45,7 +45,7 @@ def main() -> None:
     grid = "full" if (paths.results_dir() / "full" / "results.md").exists() else "main"
     results = (paths.results_dir() / grid / "results.md").read_text().split("\n", 2)[2]
     text = inject(text, "results", results)
-    from stance.tables import headline_markdown
+    from stance.evaluation.tables import headline_markdown
 
     payload = json.loads((paths.results_dir() / grid / "metrics.json").read_text())
     text = inject(text, "headline", headline_markdown(payload))

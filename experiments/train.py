@@ -3,8 +3,8 @@ models/), write its DEFAULT, and copy the default model into the package (stance
 
 import argparse
 
+from stance.evaluation.shipping import train_shipped
 from stance.models.store import package_default
-from stance.pipeline import train_shipped
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)

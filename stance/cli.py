@@ -202,7 +202,7 @@ def build_data() -> None:
 
     Example: stance build-data
     """
-    from stance.build import build, format_summary
+    from stance.data.build import build, format_summary
 
     typer.echo(format_summary(build()))
 
@@ -215,8 +215,8 @@ def train(
 
     Example: stance train baseline
     """
+    from stance.evaluation.shipping import train_shipped
     from stance.models.store import package_default
-    from stance.pipeline import train_shipped
 
     for name, seconds in train_shipped(which).items():
         typer.echo(f"trained {name} in {seconds:.1f} s")
@@ -232,7 +232,7 @@ def evaluate(
 
     Example: stance evaluate --grid main
     """
-    from stance.pipeline import run_evaluation
+    from stance.evaluation.runner import run_evaluation
 
     typer.echo(run_evaluation(grid, repeats))
 

@@ -12,7 +12,7 @@ os.environ.setdefault("STANCE_HOME", str(Path(__file__).resolve().parents[1] / "
 @pytest.fixture(scope="session")
 def tiny_baseline(tmp_path_factory) -> Path:
     """A TF-IDF model trained on the seeds, saved to a temporary folder."""
-    from stance.data import seed_rows
+    from stance.data.loaders import seed_rows
     from stance.models.tfidf import TfidfModel
 
     rows = seed_rows()

@@ -6,12 +6,11 @@ from typer.testing import CliRunner
 
 import stance
 from stance import paths
-from stance.api import Prediction, predict, score_article
+from stance.api import Prediction, kernel, predict, score_article
 from stance.cli import app
-from stance.api import kernel
+from stance.models import ModelNotFoundError
 from stance.scoring.local import write_scores
 from stance.scoring.readers import read_articles
-from stance.models import ModelNotFoundError
 
 runner = CliRunner()
 

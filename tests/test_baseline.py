@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from stance.data import challenge_rows, seed_rows, supplement_rows
+from stance.data.loaders import challenge_rows, seed_rows, supplement_rows
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, load_model
 from stance.models.base import expand_proba
@@ -203,7 +203,7 @@ def test_missing_model_names_the_command(tmp_path):
 
 
 def test_top_ngrams_show_what_the_baseline_learned():
-    from stance.experiment import top_features_markdown
+    from stance.evaluation.cards import top_features_markdown
 
     model = TfidfModel(C=10.0, seed=0).fit(
         ["scanning finds abusers", "scanning catches abusers", "encryption protects privacy",

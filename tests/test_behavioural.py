@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from stance.behavioural import (
+from stance.evaluation.behavioural import (
     DIR_MIN_DROP,
     Case,
     TemplateError,
@@ -378,5 +378,5 @@ def test_malformed_templates_raise(tmp_path, test: dict) -> None:
 
 
 def test_module_import_does_not_load_torch() -> None:
-    code = "import sys, stance.behavioural; assert 'torch' not in sys.modules"
+    code = "import sys, stance.evaluation.behavioural; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,9 +12,9 @@ import pytest
 
 from stance import paths
 from stance.aggregate import article_label, article_side
-from stance.articles import AlignmentError, Span, align, render
 from stance.context import SEPARATOR, sentence_contexts
-from stance.evaluation import pair_accuracy, pair_accuracy_ci, pair_counts
+from stance.data.articles import AlignmentError, Span, align, render
+from stance.evaluation.metrics import pair_accuracy, pair_accuracy_ci, pair_counts
 from stance.segment import segment
 
 ARTICLE = {
@@ -229,7 +229,7 @@ def test_missing_encoder_names_the_install_command(tmp_path, monkeypatch):
 
 
 def test_contrast_groups_each_hold_two_labels():
-    from stance.data import contrast_rows, contrast_test_rows
+    from stance.data.loaders import contrast_rows, contrast_test_rows
 
     for rows in (contrast_rows(), contrast_test_rows()):
         labels: dict[str, set[str]] = {}
@@ -240,8 +240,8 @@ def test_contrast_groups_each_hold_two_labels():
 
 
 def test_contrast_test_is_frozen_and_disjoint_from_training_groups():
-    from stance.build import check_frozen
-    from stance.data import contrast_rows, contrast_test_rows, extra_training_rows
+    from stance.data.build import check_frozen
+    from stance.data.loaders import contrast_rows, contrast_test_rows, extra_training_rows
 
     assert len(contrast_test_rows()) >= 300
     folder = paths.data_dir() / "contrast_test"
@@ -252,9 +252,9 @@ def test_contrast_test_is_frozen_and_disjoint_from_training_groups():
 
 
 def test_probe_sentences_are_not_in_any_training_data():
-    from stance.data import extra_training_rows, seed_rows
-    from stance.experiment import PROBES, probe_free
-    from stance.similarity import near_duplicates_across
+    from stance.data.loaders import extra_training_rows, seed_rows
+    from stance.data.similarity import near_duplicates_across
+    from stance.evaluation.protocol import PROBES, probe_free
 
     # the own-words sets never came near the probes
     own_words = [r["text"] for r in extra_training_rows("all")]
@@ -267,7 +267,7 @@ def test_probe_sentences_are_not_in_any_training_data():
 
 
 def test_every_mini_article_aligns_and_sides_are_balanced():
-    from stance.articles import load_set
+    from stance.data.articles import load_set
 
     for name, minimum in (("articles", 150), ("article_test", 40)):
         rows, articles = load_set(name)
@@ -299,7 +299,7 @@ def _result(family, lodo, challenge, pairs, sides, labels=("pro-scanning", "pro-
 
 
 def test_selection_rule_averages_four_figures_and_keeps_a_fast_default():
-    from stance.pipeline import rule_score, select
+    from stance.evaluation.selection import rule_score, select
 
     results = {
         "tfidf-a+all": _result("tfidf", 0.8, 0.9, 0.6, 0.7),

@@ -4,17 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from stance.build import build
-from stance.data import (
-    AnnotationError,
-    build_sentence_table,
-    challenge_rows,
-    load_dataset,
-    seed_rows,
-    supplement_rows,
-)
+from stance.data.annotations import AnnotationError
+from stance.data.build import build
+from stance.data.loaders import challenge_rows, load_dataset, seed_rows, supplement_rows
+from stance.data.sentences import build_sentence_table
+from stance.data.similarity import near_duplicates_across
 from stance.labels import LABELS, UnknownLabelError
-from stance.similarity import near_duplicates_across
 
 ROOT = Path(__file__).resolve().parents[1]
 

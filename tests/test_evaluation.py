@@ -3,20 +3,18 @@ import json
 import numpy as np
 import pytest
 
-from stance.data import seed_rows, supplement_rows
-from stance.evaluation import (
+from stance.data.loaders import seed_rows, supplement_rows
+from stance.evaluation.metrics import bootstrap_ci, compute_metrics, paired_comparison
+from stance.evaluation.protocol import (
     Fold,
     FoldLeakError,
-    ModelSpec,
-    bootstrap_ci,
     check_folds,
-    compute_metrics,
     cross_validate,
     group_kfold_folds,
     lodo_folds,
-    paired_comparison,
     tune,
 )
+from stance.evaluation.specs import ModelSpec
 from stance.labels import LABEL_TO_ID, LABELS
 from stance.models import FAMILIES
 from stance.models.reference import KeywordRuleModel, MajorityModel
@@ -112,7 +110,7 @@ def test_bootstrap_ci_brackets_the_estimate_and_documents_widen_it():
     docs = np.repeat(np.arange(5), 40)
     low, high = bootstrap_ci(y, [pred], None, 300, 0)
     dlow, dhigh = bootstrap_ci(y, [pred], docs, 300, 0)
-    from stance.evaluation import macro_f1
+    from stance.evaluation.metrics import macro_f1
 
     assert low <= macro_f1(y, pred) <= high
     assert high - low > 0 and dhigh - dlow > 0
@@ -134,7 +132,7 @@ def test_keyword_rule_is_frozen_and_meets_the_contract():
 
 
 def test_several_training_seeds_per_fold_and_capped_repeats():
-    from stance.experiment import evaluate_spec
+    from stance.evaluation.runner import evaluate_spec
 
     spec = ModelSpec("random", "stratified-random", seeds_per_fold=3, max_repeats=2)
     result, oof = evaluate_spec(spec, extra="none", repeats=5, n_boot=20, challenge=False)
@@ -146,21 +144,21 @@ def test_several_training_seeds_per_fold_and_capped_repeats():
 
 
 def test_grid_settings_resume_only_when_nothing_changed(tmp_path, monkeypatch):
-    from stance import pipeline
+    from stance.evaluation import runner
 
     spec = ModelSpec("majority", "majority")
-    first, first_oof = pipeline._evaluate_or_resume(spec, False, 1, 20, tmp_path)
+    first, first_oof = runner._evaluate_or_resume(spec, False, 1, 20, tmp_path)
     assert (tmp_path / "majority.json").exists()
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a saved, unchanged setting was evaluated again")
 
-    monkeypatch.setattr(pipeline, "evaluate_spec", must_not_run)
-    again, again_oof = pipeline._evaluate_or_resume(spec, False, 1, 20, tmp_path)
+    monkeypatch.setattr(runner, "evaluate_spec", must_not_run)
+    again, again_oof = runner._evaluate_or_resume(spec, False, 1, 20, tmp_path)
     assert again["lodo"] == json.loads(json.dumps(first["lodo"], default=float))
     assert [p.tolist() for p in again_oof["lodo"]] == [p.tolist() for p in first_oof["lodo"]]
     with pytest.raises(AssertionError, match="evaluated again"):
-        pipeline._evaluate_or_resume(spec, False, 2, 20, tmp_path)  # more repeats: a new setting
+        runner._evaluate_or_resume(spec, False, 2, 20, tmp_path)  # more repeats: a new setting
 
 
 def test_a_single_inner_split_tunes_on_one_stratified_hold_out_of_the_outer_training_rows(seeds, monkeypatch):
@@ -202,7 +200,7 @@ def test_seeds_of_one_fold_share_its_tuning(seeds, monkeypatch):
 def test_a_later_spec_option_changes_the_fingerprint_only_when_switched_on():
     from dataclasses import dataclass, field
 
-    from stance import pipeline
+    from stance.evaluation import runner
 
     @dataclass(frozen=True)
     class SpecBeforeTheOption:  # ModelSpec's fields when the first full grid was run
@@ -216,12 +214,12 @@ def test_a_later_spec_option_changes_the_fingerprint_only_when_switched_on():
     before = SpecBeforeTheOption("spy", "spy", {}, {"C": [1.0, 2.0]}, 3, 1)
     off = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=3, max_repeats=1)
     on = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=3, max_repeats=1, single_inner_split=True)
-    assert pipeline._fingerprint(off, False, 1, 20) == pipeline._fingerprint(before, False, 1, 20)
-    assert pipeline._fingerprint(on, False, 1, 20) != pipeline._fingerprint(off, False, 1, 20)
+    assert runner._fingerprint(off, False, 1, 20) == runner._fingerprint(before, False, 1, 20)
+    assert runner._fingerprint(on, False, 1, 20) != runner._fingerprint(off, False, 1, 20)
 
 
 def test_the_results_table_lists_the_settings_inner_cv_chose():
-    from stance.tables import _tuning_lines
+    from stance.evaluation.tables import _tuning_lines
 
     results = {
         "tfidf-logreg": {"grid": {"C": [1.0, 10.0]}, "final_params": {"C": 10.0},
@@ -237,7 +235,7 @@ def test_the_results_table_lists_the_settings_inner_cv_chose():
 
 
 def test_a_tuned_spec_records_its_chosen_and_final_settings(monkeypatch):
-    from stance.experiment import evaluate_spec
+    from stance.evaluation.runner import evaluate_spec
 
     monkeypatch.setitem(FAMILIES, "spy", f"{__name__}:SpyModel")
     spec = ModelSpec("spy", "spy", {}, {"C": [1.0, 2.0]}, seeds_per_fold=2, max_repeats=1, single_inner_split=True)
@@ -250,7 +248,8 @@ def test_a_tuned_spec_records_its_chosen_and_final_settings(monkeypatch):
 
 
 def test_shipping_a_model_replaces_the_whole_folder(tmp_path):
-    from stance.experiment import BASELINE_SPECS, train_and_save
+    from stance.evaluation.shipping import train_and_save
+    from stance.evaluation.specs import BASELINE_SPECS
     from stance.models import load_model
 
     folder = tmp_path / "transformer"
@@ -266,7 +265,7 @@ def test_shipping_a_model_replaces_the_whole_folder(tmp_path):
 def test_macro_f1_equals_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from stance.evaluation import macro_f1
+    from stance.evaluation.metrics import macro_f1
 
     rng = np.random.default_rng(0)
     for n in (1, 2, 5, 40, 300):
@@ -276,3 +275,31 @@ def test_macro_f1_equals_scikit_learn():
                 pred[: n // 3] = 2  # some labels absent from one side
             expected = f1_score(y, pred, labels=range(3), average="macro", zero_division=0)
             assert abs(macro_f1(y, pred) - expected) < 1e-12
+
+
+def test_the_evaluation_and_data_packages_document_each_module_and_load_without_torch():
+    import pkgutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import stance.data
+    import stance.evaluation
+
+    names = [f"{package.__name__}.{info.name}" for package in (stance.data, stance.evaluation)
+             for info in pkgutil.iter_modules(package.__path__)]
+    assert {"stance.data.loaders", "stance.data.build", "stance.evaluation.runner", "stance.evaluation.selection",
+            "stance.evaluation.shipping"} <= set(names)
+    # every module of the two flows is importable alone (no import cycle), says its job, and leaves torch unloaded
+    code = ("import importlib, sys\n"
+            f"for name in {names!r}:\n"
+            "    module = importlib.import_module(name)\n"
+            "    assert (module.__doc__ or '').strip(), name + ' has no docstring'\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # the modules they replace are gone (looked up as files: an editable install elsewhere could still find them)
+    root = Path(stance.data.__file__).parent.parent
+    for old in ("experiment", "pipeline", "tables", "behavioural", "build", "articles", "agreement", "similarity",
+                "data", "evaluation"):
+        assert not (root / f"{old}.py").exists(), old

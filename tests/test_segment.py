@@ -57,8 +57,8 @@ def test_the_fast_path_for_single_sentence_lines_changes_nothing(monkeypatch):
 
     from stance import paths
     from stance import segment as segment_module
-    from stance.behavioural import build_cases
-    from stance.data import challenge_rows, supplement_rows
+    from stance.data.loaders import challenge_rows, supplement_rows
+    from stance.evaluation.behavioural import build_cases
 
     documents = [p.read_text(encoding="utf-8") for p in sorted(paths.seeds_dir().glob("*.txt"))]
     documents += [r["text"] for r in supplement_rows() + challenge_rows()]

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from stance import paths
-from stance.experiment import PROBES
+from stance.evaluation.protocol import PROBES
 
 SHIPPED = ("baseline", "transformer")
 KNOWN_FAILURE = pytest.mark.xfail(strict=True, reason="issue 15 probe still read as pro-scanning/neutral; see the note")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stance.data import AnnotationError, read_csv
+from stance.data.annotations import AnnotationError
+from stance.data.files import read_csv
 from stance.labels import LABELS, check_label
 
 

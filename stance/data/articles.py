@@ -21,6 +21,7 @@ from typing import Any
 
 from stance import paths
 from stance.context import sentence_contexts
+from stance.data.files import read_csv, write_csv
 from stance.labels import LABELS, check_label
 from stance.segment import Sentence, segment
 
@@ -135,8 +136,6 @@ def build_set(name: str, data: Path | None = None, labels: dict[tuple[str, int],
     ``labels``: adjudicated labels ``{(doc, span index): label}`` replacing the writer's. Checks
     every article aligns. Returns counts for the data summary.
     """
-    from stance.data import write_csv
-
     folder = set_dir(name, data)
     texts_dir = folder / "texts"
     texts_dir.mkdir(parents=True, exist_ok=True)
@@ -166,8 +165,6 @@ def load_set(name: str, data: Path | None = None) -> tuple[list[dict[str, Any]],
     side of every fold), ``source``, ``context`` (:func:`stance.context.sentence_contexts`),
     ``start``/``end``. Raises :class:`AlignmentError` if the stored text and spans disagree.
     """
-    from stance.data import read_csv
-
     folder = set_dir(name, data)
     articles = read_csv(folder / "articles.csv")
     by_doc: dict[str, list[Span]] = {}

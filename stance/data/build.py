@@ -7,20 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from stance import paths
-from stance.agreement import Agreement, agreement_from_files, compare_passes
-from stance.data import (
-    AnnotationError,
-    build_sentence_table,
-    challenge_rows,
-    contrast_rows,
-    contrast_test_rows,
-    join_annotations,
-    label_counts,
-    read_csv,
-    summary_json,
-    supplement_rows,
-    write_sentence_table,
-)
+from stance.data.agreement import Agreement, agreement_from_files, compare_passes
+from stance.data.annotations import AnnotationError, join_annotations
+from stance.data.articles import build_set, render, written_articles
+from stance.data.files import read_csv, summary_json
+from stance.data.loaders import challenge_rows, contrast_rows, contrast_test_rows, label_counts, supplement_rows
+from stance.data.sentences import build_sentence_table, write_sentence_table
 from stance.labels import LABELS
 
 
@@ -57,10 +49,8 @@ def check_frozen(folder: Path) -> str:
 
 
 def build_article_set(name: str, data: Path) -> tuple[dict[str, Any], Agreement | None]:
-    """Build a mini-article set (:func:`stance.articles.build_set`) with its adjudicated labels,
+    """Build a mini-article set (:func:`stance.data.articles.build_set`) with its adjudicated labels,
     and the agreement of the writer's labels with the blind second pass over the sentences it covers."""
-    from stance.articles import build_set, render, written_articles
-
     folder = data / name
     adjudication = read_csv(folder / "adjudication.csv") if (folder / "adjudication.csv").exists() else []
     overrides = {(row["id"].split(":")[0], int(row["id"].split(":")[1])): row["final"] for row in adjudication}
@@ -99,7 +89,7 @@ def build(data: Path | None = None, seeds: Path | None = None) -> dict[str, Any]
 
     Returns the summary: counts per label and per document, near-duplicate groups (and how
     many span documents), and Cohen's kappa of every double-labelled set. Raises
-    :class:`~stance.data.AnnotationError` (naming the sentence) when a label is missing,
+    :class:`~stance.data.annotations.AnnotationError` (naming the sentence) when a label is missing,
     unknown, or points at a sentence that no longer exists.
     """
     data = Path(data) if data is not None else paths.data_dir()

@@ -1,0 +1,143 @@
+"""What is evaluated: :class:`ModelSpec`, the project's seed, every spec, and the grids of
+(spec, training set) settings that ``make all`` and ``make experiments`` run."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from stance.data.loaders import EXTRA_SETS
+from stance.models import StanceModel, model_class
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model family with fixed params and an optional grid tuned by nested CV.
+
+    ``seeds_per_fold``: how many training seeds every leave-one-document-out fold is run with
+    (mean and spread are reported); ``max_repeats`` caps the k-fold repeats of a costly model.
+    ``single_inner_split``: tune on one stratified group hold-out of the outer training rows
+    (a third of them) instead of on every inner fold, for models whose one fit costs minutes.
+    ``final_only``: skip the seed folds and score only the model fitted on all training rows on the
+    held-out sets (for settings whose one fit takes many minutes); the selection rule, which needs
+    seed LODO, cannot choose such a setting.
+    """
+
+    name: str
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds_per_fold: int = 1
+    max_repeats: int | None = None
+    single_inner_split: bool = False
+    final_only: bool = False
+
+    def build(self, seed: int, **overrides: Any) -> StanceModel:
+        return model_class(self.family)(**{**self.params, **overrides, "seed": seed})
+
+    def candidates(self) -> list[dict[str, Any]]:
+        keys = sorted(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+SEED = 13  # the project's one seed source; every script passes it down
+REFERENCE_SPECS = [
+    ModelSpec("majority", "majority"),
+    ModelSpec("stratified-random", "stratified-random"),
+    ModelSpec("keyword-rule", "keyword-rule"),
+]
+# On seeds + every own-words set (~4.8k rows) one TF-IDF fit takes ~3 s, so the C of each outer fold
+# is tuned on one stratified group hold-out of its training rows and the k-fold runs once
+_TFIDF_PROTOCOL = {"max_repeats": 1, "single_inner_split": True}
+BASELINE_SPECS = [
+    ModelSpec("tfidf-logreg", "tfidf", {"classifier": "logreg"}, {"C": [1.0, 10.0]}, **_TFIDF_PROTOCOL),
+    ModelSpec("tfidf-svm", "tfidf", {"classifier": "svm"}, {"C": [0.1, 1.0, 10.0]}, **_TFIDF_PROTOCOL),
+]
+CONTEXT_BASELINE_SPECS = [
+    ModelSpec("tfidf-logreg-context", "tfidf", {"classifier": "logreg", "use_context": True}, {"C": [1.0, 10.0]},
+              **_TFIDF_PROTOCOL),
+]
+EMBEDDING_SPECS = [
+    ModelSpec("minilm-frozen-logreg", "embedding-logreg", {}, {"C": [0.1, 1.0, 10.0]}, max_repeats=1,
+              single_inner_split=True),
+]
+# all-mpnet-base-v2 (768 wide) frozen: every fit is a logistic regression on cached embeddings, but
+# 4-5k rows x 768-1536 columns make each fit seconds, so its C is tuned on one inner hold-out and the
+# k-fold runs once
+MPNET = {"encoder": "mpnet"}
+MPNET_SPECS = [
+    ModelSpec("mpnet-frozen-logreg", "embedding-logreg", MPNET, {"C": [0.1, 1.0, 10.0]}, max_repeats=1,
+              single_inner_split=True),
+    ModelSpec("mpnet-frozen-logreg-context", "embedding-logreg", {**MPNET, "use_context": True},
+              {"C": [0.1, 1.0, 10.0]}, max_repeats=1, single_inner_split=True),
+]
+# soft voting of the TF-IDF baseline and a frozen encoder (issue 15 measured ~0.72 on real text outside
+# the project for TF-IDF + mpnet); members' settings fixed a priori (C = 10 and 1), equal weights
+MINILM = {"encoder": "minilm"}
+
+
+def _ensemble_spec(encoder: dict[str, str], context: bool) -> ModelSpec:
+    """TF-IDF (C = 10) and a logistic head (C = 1) on a frozen ``encoder``, averaged with equal weights."""
+    extra = {"use_context": True} if context else {}
+    members = [{"family": "tfidf", "params": {"classifier": "logreg", "C": 10.0, **extra}},
+               {"family": "embedding-logreg", "params": {**encoder, "C": 1.0, **extra}}]
+    name = f"ensemble-tfidf-{encoder['encoder']}" + ("-context" if context else "")
+    return ModelSpec(name, "ensemble", {"members": members}, max_repeats=1)
+
+
+ENSEMBLE_SPECS = [_ensemble_spec(encoder, context) for encoder in (MINILM, MPNET) for context in (False, True)]
+TRANSFORMER_SPECS = [
+    # One fine-tuning on seeds + supplement takes ~100 s (3 epochs) and one SetFit ~60 s (800 pairs)
+    # on an idle 2-core machine, so a full nested grid would take hours. The fine-tuning's learning
+    # rate is chosen per outer fold on one stratified group hold-out of its training rows (2 extra
+    # fits per fold), with a fixed budget of 3 epochs; SetFit's budget is fixed. Several training
+    # seeds per LODO fold for the fine-tuning, one k-fold repeat each.
+    ModelSpec("minilm-finetune", "transformer", {"epochs": 3}, {"learning_rate": [3e-5, 1e-4]},
+              seeds_per_fold=3, max_repeats=1, single_inner_split=True),
+    ModelSpec("minilm-setfit", "setfit", {"max_pairs": 800}, max_repeats=1),
+    # on seeds + every own-words set (~5k rows) one fine-tuning takes 8-17 minutes on 2 shared cores,
+    # so the learning rate is the one the seeds + supplement grid chose in every fold (1e-4), 2 epochs,
+    # and only the model fitted on all training rows is scored (final_only: the rule cannot pick it)
+    ModelSpec("minilm-finetune-2ep", "transformer", {"epochs": 2, "learning_rate": 1e-4}, final_only=True),
+]
+
+
+def _settings(specs: list[ModelSpec], *training: str) -> list[tuple[ModelSpec, str]]:
+    return [(spec, extra) for extra in training for spec in specs]
+
+
+_MAIN = (_settings(REFERENCE_SPECS, "all") + _settings(BASELINE_SPECS[:1], "supplement")
+         + _settings(CONTEXT_BASELINE_SPECS, "all"))
+# (spec, training set) pairs; the training set names come from stance.data.loaders.EXTRA_SETS
+GRIDS: dict[str, list[tuple[ModelSpec, str]]] = {
+    # `make all`: the reference models, the default before the contrast data and the shipped baseline
+    # recipe (TF-IDF with context on every training set); about five minutes on 2 cores
+    "main": _MAIN,
+    # `make experiments`: every variant: frozen MiniLM and mpnet (with and without context), their
+    # ensembles with TF-IDF, and the fine-tuned transformers; its committed selection drives `make train`
+    "full": _MAIN + _settings(BASELINE_SPECS[:1] + EMBEDDING_SPECS + MPNET_SPECS + ENSEMBLE_SPECS, "all")
+    + _settings(TRANSFORMER_SPECS[2:], "all"),
+}
+REFERENCE_FAMILIES = {s.family for s in REFERENCE_SPECS}
+ALL_SPECS = {s.name: s for s in REFERENCE_SPECS + BASELINE_SPECS + CONTEXT_BASELINE_SPECS + EMBEDDING_SPECS
+             + MPNET_SPECS + ENSEMBLE_SPECS + TRANSFORMER_SPECS}
+# the model `stance.predict` used before the contrast data (issue 15 compares against it)
+PREVIOUS_DEFAULT = "tfidf-logreg+supplement"
+
+
+def training_set_name(extra: str | bool) -> str:
+    """The name of an extra training set (:data:`stance.data.loaders.EXTRA_SETS`); ``True``/``False``
+    mean ``supplement``/``none`` (the settings before the contrast data existed)."""
+    if isinstance(extra, bool):
+        return "supplement" if extra else "none"
+    if extra not in EXTRA_SETS:
+        raise ValueError(f"unknown training set {extra!r}; known: {sorted(EXTRA_SETS)}")
+    return extra
+
+
+def run_key(name: str, extra: str | bool) -> str:
+    """Results key of a setting: the spec name, ``+<training set>`` unless seeds only."""
+    if isinstance(extra, bool):
+        extra = "supplement" if extra else "none"
+    return name if extra == "none" else f"{name}+{extra}"
