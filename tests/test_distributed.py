@@ -44,7 +44,8 @@ def model(tmp_path_factory) -> str:
     saved = paths.models_dir() / "baseline"
     if (saved / "config.json").exists():
         return str(saved)
-    from stance.experiment import BASELINE_SPECS, train_and_save
+    from stance.evaluation.shipping import train_and_save
+    from stance.evaluation.specs import BASELINE_SPECS
 
     folder = tmp_path_factory.mktemp("model") / "baseline"
     train_and_save(BASELINE_SPECS[1], folder, extra="none")
