@@ -30,8 +30,8 @@ from stance.data import (
     supplement_rows,
     write_csv,
 )
+from stance.models.hf import file_sha256
 from stance.similarity import near_duplicates_across
-from stance.weights import file_sha256
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

