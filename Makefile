@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+export OMP_WAIT_POLICY := PASSIVE
 # the model store: the checkout's models/ (trained models, DEFAULT, installed encoders); outside
 # the Makefile the store is $STANCE_HOME or the user data folder, and the embedding cache the user cache folder
 export STANCE_HOME := $(CURDIR)/models

@@ -46,6 +46,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / "cache" / "benchmark"
 FINETUNE_DIR = CACHE / "finetune"
 BASELINE_DIR = CACHE / "baseline"
+# torch threads for every timing (the machine's 2 cores); set here, the library leaves torch alone
+THREADS = 2
 PROBE = "Scanning every private message would break end-to-end encryption for everyone."
 
 TARGETS = {
@@ -167,7 +169,7 @@ def finetuned_model_dir() -> Path:
 def baseline_model_dir() -> Path:
     """``models/baseline`` if saved, else a TF-IDF baseline trained once into ``cache/benchmark/baseline``."""
     from stance import paths
-    from stance.models.tfidf import ARRAYS_FILE
+    from stance.models.tfidf_compiled import ARRAYS_FILE
 
     shipped = paths.models_dir() / "baseline"
     if (shipped / "config.json").exists() and (shipped / ARRAYS_FILE).exists():
@@ -229,10 +231,11 @@ def bench_transformer(model_dir: Path, sentences: list[str], default_sentences: 
     import transformers
 
     import stance
-    from stance import encoder
 
-    encoder.quiet_transformers()
-    torch.set_num_threads(encoder.TORCH_THREADS)
+    # this benchmark process only: no per-load progress bars, the fixed thread count
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    torch.set_num_threads(THREADS)
     hf_dir = str(model_dir / "hf")
     pipe = transformers.pipeline("text-classification", model=hf_dir, device="cpu")
     stance.load(model_dir)
@@ -315,7 +318,7 @@ def bench_baseline(model_dir: Path, sentences: list[str], repeats: int) -> dict[
 
     import stance
     from stance.models.base import expand_proba
-    from stance.models.tfidf import _softmax
+    from stance.models.tfidf_compiled import softmax
 
     model = stance.load(model_dir)
     raw = raw_sklearn_pipeline(model_dir)
@@ -331,7 +334,7 @@ def bench_baseline(model_dir: Path, sentences: list[str], repeats: int) -> dict[
     present = [int(c) for c in raw.named_steps["classifier"].classes_]
     scores = raw_call(sentences)
     if raw_call.__name__ == "decision_function":
-        scores = _softmax(np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores)
+        scores = softmax(np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores)
     max_diff = float(np.abs(model.predict_proba(sentences) - expand_proba(scores, present)).max())
     out = {
         "sentences": n,
@@ -362,6 +365,7 @@ def bench_score(model_dir: Path, corpus: Path, sentences: list[str], work: Path,
     from stance.api import model_label
 
     model = stance.load(model_dir)
+    model.threads = THREADS  # the cached model stance.predict uses too
     name = model_label(model_dir)
 
     def score() -> None:
@@ -519,7 +523,7 @@ def flops_per_sentence(config: dict[str, Any], tokens: float) -> float:
 def token_lengths(model_dir: Path, sentences: Sequence[str]) -> list[int]:
     """Tokens per chunk (special tokens included) as ``TransformerModel.predict_proba`` feeds the network."""
     import stance
-    from stance import encoder
+    from stance.models import encoder
 
     model = stance.load(model_dir)
     chunks, _ = encoder.tokenize_chunks(model.tokenizer_, sentences, model.max_length)
@@ -528,13 +532,11 @@ def token_lengths(model_dir: Path, sentences: Sequence[str]) -> list[int]:
 
 def bench_limit(model_dir: Path, sentences: Sequence[str], achieved_per_s: float, int8_per_s: float) -> dict[str, Any]:
     """Matmul rate, FLOPs per sentence at the mean token length, and achieved fraction of the rate."""
-    from stance import encoder
-
     config = json.loads((model_dir / "hf" / "config.json").read_text())
     lengths = token_lengths(model_dir, sentences)
     mean_tokens = sum(lengths) / len(lengths)
     per_sentence = flops_per_sentence(config, mean_tokens) * len(lengths) / len(sentences)
-    threads = encoder.TORCH_THREADS
+    threads = THREADS
     gflops = {str(size): matmul_gflops(size, threads) for size in (1024, 2048)}
     best = max(gflops.values())
     ceiling = best * 1e9 / per_sentence

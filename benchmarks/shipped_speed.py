@@ -34,6 +34,7 @@ def main() -> None:
     models = {}
     for name in ("baseline", "transformer"):
         model = load(name)
+        model.threads = 2  # torch threads (an ensemble passes it to its members); the 2 cores here
         _no_disk_cache(model)
         model.predict_proba(texts[:8])
         models[name] = model

@@ -30,7 +30,7 @@ from stance.data.loaders import (
 )
 from stance.data.similarity import near_duplicates_across
 from stance.evaluation.behavioural import build_cases
-from stance.weights import file_sha256
+from stance.models.hf import file_sha256
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

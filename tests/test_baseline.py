@@ -11,7 +11,8 @@ from stance.data.loaders import challenge_rows, seed_rows, supplement_rows
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, load_model
 from stance.models.base import expand_proba
-from stance.models.tfidf import ARRAYS_FILE, VOCAB_FILE, TfidfModel, _softmax, char_wb_ngrams
+from stance.models.tfidf import TfidfModel
+from stance.models.tfidf_compiled import ARRAYS_FILE, VOCAB_FILE, char_wb_ngrams, softmax
 
 # inputs that stress the analyzers: accents, case folding that changes length or is
 # context-dependent, non-Latin scripts, digits, punctuation only, every kind of whitespace,
@@ -53,7 +54,7 @@ def sklearn_proba(model: TfidfModel, texts: list[str]) -> np.ndarray:
     scores = pipeline.decision_function(texts)
     if scores.ndim == 1:
         scores = np.stack([-scores, scores], axis=1)
-    return expand_proba(_softmax(scores), present)
+    return expand_proba(softmax(scores), present)
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +224,7 @@ def test_top_ngrams_show_what_the_baseline_learned():
                                      {"features__char__strip_accents": "unicode"},
                                      {"features__word__stop_words": ["the"]}])
 def test_settings_the_compiled_path_does_not_reproduce_are_refused(setting):
-    from stance.models.tfidf import CompiledTfidf
+    from stance.models.tfidf_compiled import CompiledTfidf
 
     pipeline = TfidfModel()._pipeline().set_params(**setting)
     pipeline.fit(["scanning finds the abusers", "encryption keeps the privacy", "the vote is on Tuesday"], [0, 1, 2])

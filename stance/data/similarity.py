@@ -113,7 +113,7 @@ median of 0.90; between 0.85 and 0.91 sit restatements of one fact in other word
 
 def embedding_similarity(texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
     """Cosine similarity of the packaged MiniLM sentence embeddings, ``len(a) x len(b)``."""
-    from stance.encoder import encode
+    from stance.models.encoder import encode
 
     return encode(list(texts_a)) @ encode(list(texts_b)).T
 

@@ -10,6 +10,9 @@ from typing import Any
 from stance.data.loaders import EXTRA_SETS
 from stance.models import StanceModel, model_class
 
+# torch threads of every model an experiment builds (2 cores here)
+EXPERIMENT_THREADS = 2
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -34,7 +37,10 @@ class ModelSpec:
     final_only: bool = False
 
     def build(self, seed: int, **overrides: Any) -> StanceModel:
-        return model_class(self.family)(**{**self.params, **overrides, "seed": seed})
+        model = model_class(self.family)(**{**self.params, **overrides, "seed": seed})
+        # a fixed torch thread count fixes the order of float reductions: the results repeat
+        model.threads = EXPERIMENT_THREADS
+        return model
 
     def candidates(self) -> list[dict[str, Any]]:
         keys = sorted(self.grid)

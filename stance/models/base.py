@@ -88,6 +88,11 @@ class StanceModel:
 
     family: ClassVar[str] = "base"
     classes_: tuple[str, ...] = LABELS
+    # Torch intra-op threads for this model's fit and predictions: a runtime setting, not a
+    # hyper-parameter (no __init__ argument, so never in get_params or a saved config). None
+    # leaves torch's setting alone; an int applies for the call and the caller's count comes back
+    # after. Models without torch ignore it.
+    threads: int | None = None
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

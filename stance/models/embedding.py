@@ -16,15 +16,14 @@ Nothing is pickled: heads are NumPy arrays in ``.npz`` files loaded with ``allow
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stance import encoder
 from stance.labels import LABELS
+from stance.models import encoder, hf, training
 from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HEAD_FILE = "head.npz"
@@ -115,7 +114,7 @@ class _HeadOverEmbeddings(StanceModel):
 
     def _fit_head(self, texts: list[str], y: np.ndarray, contexts: Sequence[str] | None = None) -> None:
         self.head_ = LogisticHead.fit(self._features(texts, contexts), y, self.C, self.seed)
-        self.metadata["encoder"] = encoder.encoder_reference(self.encoder)
+        self.metadata["encoder"] = hf.encoder_reference(self.encoder)
 
     def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
         """``(n, 3)`` probabilities in ``LABELS`` order; raises ``TypeError`` naming a non-str text."""
@@ -145,7 +144,7 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
         self.use_context = use_context
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return encoder.encode(texts, self.batch_size, cache=self.cache, name=self.encoder)
+        return encoder.encode(texts, self.batch_size, cache=self.cache, name=self.encoder, threads=self.threads)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> EmbeddingLogRegModel:
@@ -159,7 +158,7 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> EmbeddingLogRegModel:
-        encoder.check_encoder_reference(config.get("encoder"), str(folder))
+        hf.check_encoder_reference(config.get("encoder"), str(folder))
         model = cls(**config["params"])
         model.head_ = LogisticHead.load(folder / HEAD_FILE)
         return model
@@ -220,7 +219,7 @@ class SetFitModel(_HeadOverEmbeddings):
         self.C = C
 
     def _tune(self, texts: list[str], y: np.ndarray) -> None:
-        """Contrastive fine-tuning of ``self.encoder_`` on pairs of training chunks."""
+        """Contrastive fine-tuning of ``self.encoder_`` on pairs of training chunks (:func:`training.train`)."""
         import torch
 
         model, tokenizer = self.encoder_, self.tokenizer_
@@ -229,69 +228,45 @@ class SetFitModel(_HeadOverEmbeddings):
         chunk_y = y[np.asarray(owners)]
         rng = np.random.default_rng(self.seed)
         pairs = make_pairs(chunk_y, self.pairs_per_sentence, rng, self.max_pairs)
-        steps_per_epoch = -(-len(pairs) // self.batch_size)
-        total = max(1, steps_per_epoch * self.epochs)
-        optimizer, schedule = encoder.optimizer_and_schedule(model, self.learning_rate, total)
-        model.train()
-        start = time.perf_counter()
-        for epoch in range(self.epochs):
-            order = pairs if epoch == 0 else pairs[rng.permutation(len(pairs))]
-            losses = []
-            for step in range(steps_per_epoch):
-                batch = order[step * self.batch_size : (step + 1) * self.batch_size]
-                left, right = batch[:, 0].astype(int), batch[:, 1].astype(int)
-                inputs = encoder.pad_batch(tokenizer, [chunks[i] for i in (*left, *right)])
-                hidden = model(**inputs).last_hidden_state
-                pooled = encoder.mean_pool(hidden, inputs["attention_mask"])
-                a, b = pooled[: len(batch)], pooled[len(batch) :]
-                cosine = torch.nn.functional.cosine_similarity(a, b)
-                loss = torch.nn.functional.mse_loss(cosine, torch.tensor(batch[:, 2], dtype=cosine.dtype))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-                losses.append(loss.item())
-                if (step + 1) % max(1, steps_per_epoch // 4) == 0 and step + 1 < steps_per_epoch:
-                    encoder.progress(
-                        f"setfit epoch {epoch + 1}/{self.epochs}: step {step + 1}/{steps_per_epoch}, "
-                        f"loss {np.mean(losses):.4f}, {time.perf_counter() - start:.0f}s"
-                    )
-            encoder.progress(
-                f"setfit epoch {epoch + 1}/{self.epochs}: {len(pairs)} pairs, {steps_per_epoch} steps, "
-                f"loss {np.mean(losses) if losses else float('nan'):.4f}, {time.perf_counter() - start:.0f}s"
-            )
-        model.eval()
+
+        def batch_loss(batch: np.ndarray) -> torch.Tensor:
+            left, right, target = pairs[batch, 0].astype(int), pairs[batch, 1].astype(int), pairs[batch, 2]
+            inputs = encoder.pad_batch(tokenizer, [chunks[i] for i in (*left, *right)])
+            pooled = encoder.mean_pool(model(**inputs).last_hidden_state, inputs["attention_mask"])
+            cosine = torch.nn.functional.cosine_similarity(pooled[: len(batch)], pooled[len(batch) :])
+            return torch.nn.functional.mse_loss(cosine, torch.tensor(target, dtype=cosine.dtype))
+
+        # make_pairs shuffled the pairs already: the first epoch takes them in that order
+        training.train(model, len(pairs), batch_loss, epochs=self.epochs, batch_size=self.batch_size,
+                       learning_rate=self.learning_rate, rng=rng, shuffle_first_epoch=False, name="setfit",
+                       unit="pairs")
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        torch.set_num_threads(encoder.TORCH_THREADS)
-        return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length)
+        return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length,
+                                  threads=self.threads)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None) -> SetFitModel:
-        """Tune the encoder and fit the head; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
-        texts, y = _fit_inputs(texts, labels)
-        encoder.set_determinism(self.seed)
-        encoder.quiet_transformers()
-        from transformers import AutoModel, AutoTokenizer
+        """Tune the encoder and fit the head; raises ``TypeError`` for non-str texts, ``ValueError`` if empty.
 
-        folder = encoder.packaged_model_dir()
-        self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
-        self.encoder_ = AutoModel.from_pretrained(folder)
-        self._tune(texts, y)
-        self._fit_head(texts, y)
+        Runs on :attr:`threads` torch threads (``None``: torch's current setting); the same seed
+        gives the same model, and no process-wide generator or setting is left changed.
+        """
+        texts, y = _fit_inputs(texts, labels)
+        with encoder.torch_threads(self.threads), training.seeded_torch(self.seed):
+            self.tokenizer_, self.encoder_ = hf.from_pretrained(hf.encoder_dir(), "AutoModel")
+            self._tune(texts, y)
+            self._fit_head(texts, y)
         return self
 
     def _save(self, folder: Path) -> None:
         self.head_.save(folder / HEAD_FILE)
         # written into config.json by the base class after this returns
-        self.metadata["tuned_weights_sha256"] = encoder.save_hf(self.encoder_, self.tokenizer_, folder / ENCODER_DIR)
+        self.metadata["tuned_weights_sha256"] = hf.save_hf(self.encoder_, self.tokenizer_, folder / ENCODER_DIR)
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> SetFitModel:
         model = cls(**config["params"])
-        model.tokenizer_, model.encoder_ = encoder.load_hf(
+        model.tokenizer_, model.encoder_ = hf.load_hf(
             folder / ENCODER_DIR, config.get("tuned_weights_sha256"), "AutoModel"
         )
         model.head_ = LogisticHead.load(folder / HEAD_FILE)

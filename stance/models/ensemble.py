@@ -52,7 +52,10 @@ class EnsembleModel(StanceModel):
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> EnsembleModel:
         """Fit every member on the same rows; raises what a member raises for bad input."""
-        self.models_ = [model.fit(texts, labels, contexts) for model in self._build()]
+        self.models_ = self._build()
+        for model in self.models_:
+            model.threads = self.threads
+            model.fit(texts, labels, contexts)
         return self
 
     def predict_proba(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
@@ -61,6 +64,8 @@ class EnsembleModel(StanceModel):
         if not texts:
             return np.zeros((0, len(LABELS)))
         weights = np.asarray(self.weights if self.weights is not None else [1.0] * len(self.models_), dtype=float)
+        for model in self.models_:  # the ensemble's runtime thread count holds for its members
+            model.threads = self.threads
         stacked = np.stack([model.predict_proba(texts, contexts) for model in self.models_])
         return np.tensordot(weights / weights.sum(), stacked, axes=1)
 

