@@ -95,6 +95,10 @@ _PYSBD_VIEW = str.maketrans(
 # trusted only _MARGIN characters or more from an edge that is not a sentence start.
 _WINDOW = 1500
 _MARGIN = 250
+_PAIRS = (("“", "”"), ("(", ")"), ("[", "]"), ("«", "»"))
+# straight single quotes opening (not after a letter) and closing (not before one) a quotation
+_OPENING_SINGLE = re.compile(r"(?<!\w)'(?=\w)")
+_CLOSING_SINGLE = re.compile(r"(?<=[\w.,!?])'(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,20 @@ def _window_end(text: str, start: int) -> int:
     return space + 1 if space >= 0 else high
 
 
+def _balanced_restart(text: str, start: int, found: list[int]) -> int | None:
+    """The last of the cuts ``found`` (a few tried) at least ``_MARGIN`` past ``start`` with every
+    quotation and bracket opened since ``start`` closed: a window started there reads as pysbd
+    reads that sentence in the whole line. ``None`` if there is none."""
+    for cut in found[::-1][:5]:
+        if cut - start < _MARGIN:
+            break
+        stretch = text[start:cut]
+        if (all(stretch.count(a) == stretch.count(b) for a, b in _PAIRS) and stretch.count('"') % 2 == 0
+                and len(_OPENING_SINGLE.findall(stretch)) == len(_CLOSING_SINGLE.findall(stretch))):
+            return cut
+    return None
+
+
 def _windowed_cuts(text: str) -> list[int]:
     """:func:`_pysbd_cuts` of ``text`` in bounded windows: linear in ``len(text)``.
 
@@ -277,10 +295,12 @@ def _windowed_cuts(text: str) -> list[int]:
     while len(text) - start > _WINDOW:
         end = _window_end(text, start)
         found = [start + c for c in _pysbd_cuts(text[start:end]) if trusted < start + c <= end - _MARGIN]
-        cuts += found
-        if found and found[-1] - start >= _MARGIN:
-            start = trusted = found[-1]
+        restart = _balanced_restart(text, start, found)
+        if restart is not None:  # cuts after the restart are found again by the next window
+            cuts += [c for c in found if c <= restart]
+            start = trusted = restart
         else:
+            cuts += found
             trusted = end - _MARGIN
             start = end - 2 * _MARGIN
     return cuts + [start + c for c in _pysbd_cuts(text[start:]) if start + c > trusted]
