@@ -135,10 +135,15 @@ def generated_line(seed: int, size: int) -> str:
     return " ".join(words)[:size]
 
 
-def test_the_fast_path_and_windows_give_pysbds_sentences_on_every_repo_text(monkeypatch):
+def test_the_fast_path_gives_pysbds_sentences_on_every_repo_text(monkeypatch):
     documents = repo_texts()
     fast = [segment(doc) for doc in documents]
     assert [whole_lines(monkeypatch, doc) for doc in documents] == fast
+
+
+@pytest.mark.slow
+def test_pysbd_windows_give_pysbds_sentences_on_repo_documents_as_one_line(monkeypatch):
+    documents = repo_texts()
     # each longer document as one line, through pysbd windows only: window edges fall all over
     # real text (quotes, brackets, bylines) and the sentences must not move
     # (known limit: pysbd reads straight single-quote quotations by a rule over the whole text,
