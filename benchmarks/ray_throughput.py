@@ -3,9 +3,9 @@
 Input: ``--articles`` short articles made deterministically of 1-8 seed sentences each, as one
 JSONL file. Every path scores the same file into JSONL and the outputs are compared. Times:
 
-* single process: ``stance.io.write_scores(read_articles(...))`` with a model already loaded
+* single process: ``stance.scoring.local.write_scores(read_articles(...))`` with a model already loaded
   (``load`` is timed on its own);
-* Ray: ``stance.distributed.score_files`` on a Ray started beforehand (``ray.init`` is timed on
+* Ray: ``stance.scoring.distributed.score_files`` on a Ray started beforehand (``ray.init`` is timed on
   its own); the time holds reading, starting the actors (each loads the model), scoring and
   writing. The fixed part is measured on a five-article input and reported too.
 
@@ -52,9 +52,10 @@ def same_outputs(a: Path, b: Path) -> bool:
 def run(articles: int, model: str, actor_counts: list[int]) -> dict[str, Any]:
     import ray
 
-    from stance.api import load, model_label
-    from stance.distributed import score_files
-    from stance.io import read_articles, write_scores
+    from stance.api import kernel, model_label
+    from stance.scoring.distributed import score_files
+    from stance.scoring.local import write_scores
+    from stance.scoring.readers import read_articles
 
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="ray-bench-"))
@@ -63,10 +64,10 @@ def run(articles: int, model: str, actor_counts: list[int]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
 
     started = time.perf_counter()
-    loaded = load(model)
+    loaded = kernel(model)
     load_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    counts = write_scores(read_articles([corpus]), loaded, model_label(model), work / "local")
+    counts = write_scores(read_articles([corpus]), loaded, work / "local")
     seconds = time.perf_counter() - started
     rows.append({"engine": "single process", "actors": None, "seconds": seconds,
                  "sentences_per_s": counts["sentences"] / seconds, "fixed_seconds": load_seconds,

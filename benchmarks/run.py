@@ -359,23 +359,23 @@ def bench_score(model_dir: Path, corpus: Path, sentences: list[str], work: Path,
 
     ``sentences`` are the corpus' sentences, segmented beforehand, so both sides predict the same.
     """
-    from stance.io import read_articles, write_scores
-
     import stance
-    from stance.api import model_label
+    from stance.api import kernel
+    from stance.scoring.local import write_scores
+    from stance.scoring.readers import read_articles
 
     model = stance.load(model_dir)
     model.threads = THREADS  # the cached model stance.predict uses too
-    name = model_label(model_dir)
+    scoring = kernel(model_dir)
 
     def score() -> None:
-        write_scores(read_articles([corpus]), model, name, work / f"score-{label}", "jsonl", force=True)
+        write_scores(read_articles([corpus]), scoring, work / f"score-{label}", "jsonl", force=True)
 
     few = corpus.with_name(f"warm-{label}.jsonl")
     few.write_text("".join(corpus.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
     times = compare({"stance score (write_scores)": score,
                      "stance.predict": lambda: stance.predict(sentences, model=model_dir)}, repeats,
-                    warm={"score": lambda: write_scores(read_articles([few]), model, name, work / f"warm-{label}",
+                    warm={"score": lambda: write_scores(read_articles([few]), scoring, work / f"warm-{label}",
                                                         "jsonl", force=True),
                           "predict": lambda: stance.predict(sentences[:64], model=model_dir)})
     # where the overhead goes: segmenting the articles alone (the rest is reading and writing rows)

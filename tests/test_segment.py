@@ -102,8 +102,8 @@ def whole_lines(monkeypatch, doc: str):
 
 def repo_texts() -> list[str]:
     from stance import paths
-    from stance.behavioural import build_cases
-    from stance.data import challenge_rows, contrast_rows, contrast_test_rows, supplement_rows
+    from stance.data.loaders import challenge_rows, contrast_rows, contrast_test_rows, supplement_rows
+    from stance.evaluation.behavioural import build_cases
 
     data = paths.data_dir()
     files = sorted(paths.seeds_dir().glob("*.txt"))
