@@ -108,7 +108,7 @@ def test_ray_engine_agrees_with_the_local_engine_on_random_articles(tmp_path_fac
         def same_rows(texts: list[str]) -> None:
             work = tmp_path_factory.mktemp("fuzz-ray")
             inputs = write_inputs(work / "in", texts)
-            stdin = "Encryption protects everyone.\r\n\x1f1. Scan.".encode()
+            stdin = b"Encryption protects everyone.\r\n\x1f1. Scan."
             local = score_files([*inputs, "-"], work / "local", model=tiny_baseline, stdin=io.BytesIO(stdin))
             remote = distributed.score_files([*inputs, "-"], work / "ray", model=tiny_baseline, actors=2,
                                              articles_per_batch=4, stdin=io.BytesIO(stdin))

@@ -60,13 +60,13 @@ def test_control_separator_before_a_numbered_item_costs_no_neighbour(tiny_baseli
     folder.mkdir()
     (folder / "a.txt").write_text(GOOD, encoding="utf-8")
     (folder / "b.txt").write_text("Clause\x1f1. The provider shall scan every message.", encoding="utf-8")
+    (folder / "b2.txt").write_text("Clause\x1c2. The provider shall scan.\x1dSection\x1e3. Done.", encoding="utf-8")
     (folder / "c.txt").write_text("Scanning is surveillance.", encoding="utf-8")
     counts, _, articles = run([folder], tmp_path / "out", tiny_baseline)
-    assert [a["doc_id"] for a in articles] == ["a.txt", "b.txt", "c.txt"]
-    assert articles[0]["error"] is None and articles[2]["error"] is None
-    bad = articles[1]
-    assert bad["error"] is None or bad["error"].startswith("segmentation failed")
-    assert counts["articles"] == 3
+    assert [(a["doc_id"], a["error"]) for a in articles] == [("a.txt", None), ("b.txt", None), ("b2.txt", None),
+                                                             ("c.txt", None)]
+    assert articles[1]["error"] is None and articles[1]["n_sentences"] == 2
+    assert counts["articles"] == 4 and counts["errors"] == 0
 
 
 def test_a_day_of_debate_in_one_csv_cell_is_scored(tiny_baseline, tmp_path):
