@@ -1,4 +1,4 @@
-"""Per-article summaries of sentence predictions (shared by the API, the CLI and Ray)."""
+"""Per-article summaries of sentence predictions (the scoring kernel's, so the API, the CLI and Ray share them)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,73 @@ def net_stance(counts: np.ndarray) -> float:
     return 0.0 if sided == 0 else float((counts[ENCRYPTION] - counts[SCANNING]) / sided)
 
 
-def summarise(proba: np.ndarray) -> dict[str, Any]:
-    """Counts, shares and mean probability per label, and the net stance, of ``(n, 3)`` proba."""
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), np.nan)
+
+
+def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None, None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+    """The article summary of ``(n, len(LABELS))`` sentence probabilities; separates how much from which way.
+
+    With n sentences, n_enc and n_scan the sentences labelled each side (argmax) and p_enc, p_scan
+    the summed probabilities:
+
+    * ``engagement`` = (n_enc + n_scan) / n in [0, 1]: how much of the article takes a side;
+      ``engagement_expected`` = (p_enc + p_scan) / n, its expectation under the probabilities;
+    * ``balance`` = (n_enc - n_scan) / (n_enc + n_scan) in [-1, 1]: which way the sided sentences
+      lean; ``None`` when no sentence takes a side (``net_stance`` is the same with 0.0 there, kept
+      as an alias for one release);
+    * ``stance_index`` = (p_enc - p_scan) / n in [-1, 1]: both at once; near 0 for neutral coverage
+      and for a balanced debate, near +-1 for a one-sided piece;
+    * each with a 95 % percentile interval (``*_ci_low``, ``*_ci_high``) from ``resamples``
+      bootstrap resamples of the article's sentences (Efron & Tibshirani 1993), drawn with
+      ``numpy.random.default_rng(seed)`` so the same article gets the same interval; ``None``
+      when undefined (no sentence, or no resample with a sided sentence for ``balance``);
+    * ``article_label`` by :func:`article_label` (declared before the article test was run);
+    * per label: ``n_<label>``, ``share_<label>`` = n_<label> / n, ``mean_p_<label>``.
+    """
+    proba = np.asarray(proba, dtype=float)
     n = int(proba.shape[0])
-    counts = np.bincount(proba.argmax(axis=1), minlength=len(LABELS)) if n else np.zeros(len(LABELS), int)
+    labels = proba.argmax(axis=1) if n else np.zeros(0, int)
+    counts = np.bincount(labels, minlength=len(LABELS))
     means = proba.mean(axis=0) if n else np.zeros(len(LABELS))
     summary: dict[str, Any] = {"n_sentences": n}
     for i, label in enumerate(LABELS):
         summary[f"n_{label}"] = int(counts[i])
         summary[f"share_{label}"] = float(counts[i] / n) if n else 0.0
         summary[f"mean_p_{label}"] = float(means[i])
+    if not n:
+        summary.update(dict.fromkeys(["engagement", "engagement_expected", "engagement_ci_low", "engagement_ci_high",
+                                      "balance", "balance_ci_low", "balance_ci_high", "stance_index",
+                                      "stance_index_ci_low", "stance_index_ci_high"]))
+        summary.update(article_label="neutral coverage", net_stance=0.0)
+        return summary
+    enc, scan = (labels == ENCRYPTION).astype(float), (labels == SCANNING).astype(float)
+    lean = proba[:, ENCRYPTION] - proba[:, SCANNING]
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    boot_enc, boot_scan = enc[rows].sum(axis=1), scan[rows].sum(axis=1)
+    sided = counts[ENCRYPTION] + counts[SCANNING]
+    summary["engagement"] = float(sided / n)
+    summary["engagement_expected"] = float((proba[:, ENCRYPTION] + proba[:, SCANNING]).mean())
+    summary["engagement_ci_low"], summary["engagement_ci_high"] = _interval((boot_enc + boot_scan) / n)
+    summary["balance"] = float((counts[ENCRYPTION] - counts[SCANNING]) / sided) if sided else None
+    summary["balance_ci_low"], summary["balance_ci_high"] = (
+        _interval(_ratio(boot_enc - boot_scan, boot_enc + boot_scan)) if sided else (None, None))
+    summary["stance_index"] = float(lean.mean())
+    summary["stance_index_ci_low"], summary["stance_index_ci_high"] = _interval(lean[rows].mean(axis=1))
+    summary["article_label"] = article_label(counts)
     summary["net_stance"] = net_stance(counts)
     return summary
 

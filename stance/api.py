@@ -160,33 +160,33 @@ class ArticleScore:
         return {"sentences": self.sentences, "summary": self.summary}
 
 
-def article_score(scored: ScoredArticle, kernel: Kernel, top_k: int = 3) -> ArticleScore:
-    """An :class:`ArticleScore` from the kernel's result for one article."""
+def article_score(scored: ScoredArticle, kernel: Kernel) -> ArticleScore:
+    """An :class:`ArticleScore` from the kernel's result for one article (the kernel's rows, reshaped)."""
+    rows = kernel.sentence_rows(scored)
     sentences = [
         {"index": row["sentence_index"], "start": row["start"], "end": row["end"], "text": row["text"],
          "label": row["label"], "scores": {label: row[f"p_{label}"] for label in LABELS}}
-        for row in kernel.sentence_rows(scored)
+        for row in rows
     ]
-    summary = dict(scored.summary)
-    summary["model"] = kernel.name
-    summary["model_sha256"] = kernel.sha256
-    for side in ("pro-scanning", "pro-encryption"):
-        mine = sorted((s for s in sentences if s["label"] == side), key=lambda s: -s["scores"][side])
-        summary[f"top_{side}"] = [{"index": s["index"], "text": s["text"], "p": s["scores"][side]} for s in mine[:top_k]]
+    summary = {k: v for k, v in kernel.article_row(scored, rows).items()
+               if k not in {"source", "doc_id", "warnings", "error"}}
     return ArticleScore(sentences, summary)
 
 
-def score_article(text: str, model: str | Path | None = None, top_k: int = 3) -> ArticleScore:
+def score_article(text: str, model: str | Path | None = None) -> ArticleScore:
     """Split an article into sentences (the dataset's segmenter), predict each, summarise.
 
     Runs the one scoring kernel (:mod:`stance.scoring.kernel`) that ``stance score`` runs, on
     ``text`` cleaned by the same rules as its inputs (lone surrogates -> U+FFFD, universal
     newlines; offsets count code points of the cleaned text). Each sentence is read with its
     headline, list lead-in and previous sentence (models built with context use them).
-    The summary holds ``n_sentences``, ``n_<label>``, ``share_<label>``, ``mean_p_<label>``
-    and ``net_stance`` = (pro-encryption - pro-scanning) / (pro-encryption + pro-scanning)
-    sentence counts, in [-1, 1] (pro-scanning negative, 0 when no sentence takes a side),
-    the model's name and sha256, and the ``top_k`` most confident sentences of each side.
+    ``sentences``: one dict per sentence (``index``, ``start``, ``end``, ``text``, ``label``,
+    ``scores``). ``summary``: the article row of ``stance score`` without its input columns:
+    counts, shares and mean probabilities per label, ``engagement``, ``balance``,
+    ``stance_index`` with 95 % bootstrap intervals and ``article_label`` (defined in
+    :func:`stance.aggregate.summarise`), ``net_stance`` (alias of ``balance``, 0.0 when no
+    sentence takes a side), ``top_pro-encryption`` / ``top_pro-scanning`` (the three most
+    confident sentences of each side), and the model's name and sha256.
     Raises ``TypeError`` for a non-string, ``ValueError`` for empty text, and
     :class:`ArticleError` (a ``ValueError``) with the error row's reason when scoring fails.
     """
@@ -196,4 +196,4 @@ def score_article(text: str, model: str | Path | None = None, top_k: int = 3) ->
     scored = scoring.score([Article("<text>", "<text>", cleaned, warnings="; ".join(warnings) or None)])[0]
     if scored.error is not None:
         raise ArticleError(scored.error)
-    return article_score(scored, scoring, top_k)
+    return article_score(scored, scoring)

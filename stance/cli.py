@@ -12,6 +12,7 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Stance of sentences in the encryption vs. scanning debate.")
 
 EXIT_PARTIAL = 1  # some inputs failed; every other input was scored
+ERRORS_SHOWN = 5  # error reasons printed at the end of `stance score`
 
 
 class Format(str, Enum):
@@ -99,7 +100,9 @@ def score(
     stdin_format: StdinFormat = typer.Option(StdinFormat.text, help="What - (stdin) holds: one text article, JSONL or CSV."),
     model: str = ModelOption,
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
-    bom: bool = typer.Option(False, "--bom", help="CSV: start with a UTF-8 byte-order mark (for spreadsheets on Windows)."),
+    excel: bool = typer.Option(False, "--excel", help="CSV for spreadsheets: UTF-8 with a byte-order mark, formula-like cells neutralised."),
+    keep_fields: str = typer.Option("", "--keep-fields", help="Comma-separated fields of table inputs to copy to every row (e.g. date,outlet,url)."),
+    folder_glob: str = typer.Option(None, "--glob", help="Which files of a folder are articles (default: .txt .md .markdown .text .jsonl .ndjson .csv .parquet)."),
     engine: Engine = typer.Option(Engine.local, help="local (one process) or ray (Ray Data)."),
     batch_size: int = typer.Option(256, min=1, help="Sentences per prediction call."),
     actors: int = typer.Option(1, min=1, help="Ray: number of model actors."),
@@ -110,15 +113,23 @@ def score(
     Example: stance score seeds/ --out scores/ --format csv
     Every input gets an article row; one that cannot be read or scored gets an error row
     (the 'error' column) and every other input is scored. Exit code 0: all scored; 1: some
-    inputs are error rows; 2: usage error (bad option, missing model, existing output).
+    inputs are error rows (the first reasons are printed); 2: usage error (bad option, missing
+    model, existing output). The output columns are described in the README ("Output").
     """
     from stance.scoring import distributed, local
+    from stance.scoring.readers import TABLE_SUFFIXES, expand_inputs
 
+    errors: list[dict] = []
+    fields = [f.strip() for f in keep_fields.split(",") if f.strip()]
     options = dict(model=model, fmt=fmt.value, text_field=text_field, id_field=id_field, force=force,
-                   batch_size=batch_size, stdin_format=stdin_format.value, csv_bom=bom)
+                   batch_size=batch_size, stdin_format=stdin_format.value, excel=excel, keep_fields=fields,
+                   folder_glob=folder_glob, on_error=errors.append)
+    files = expand_inputs(inputs, folder_glob)
+    # one article per text file: the total is known unless a table (many articles per file) is read
+    total = None if any(p == "-" or Path(p).suffix.lower() in TABLE_SUFFIXES for p, _ in files) else len(files)
     try:
         with _progress_bar() as bar:
-            task = bar.add_task("articles", total=None)
+            task = bar.add_task("articles", total=total)
             options["progress"] = lambda n: bar.advance(task, n)
             if engine is Engine.ray:
                 counts = distributed.score_files(inputs, out, actors=actors, address=address, **options)
@@ -129,6 +140,10 @@ def score(
         raise typer.Exit(2) from problem
     typer.echo(f"{counts['articles']} articles, {counts['sentences']} sentences, {counts['errors']} errors -> {out}",
                err=True)
+    for row in errors[:ERRORS_SHOWN]:
+        typer.echo(f"  {row['source']} [{row['doc_id']}]: {row['error']}", err=True)
+    if len(errors) > ERRORS_SHOWN:
+        typer.echo(f"  ... and {len(errors) - ERRORS_SHOWN} more (the 'error' column of articles.{fmt.value})", err=True)
     if counts["errors"]:
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -113,11 +113,18 @@ def _warn_if_stale(name: str, stored: Path) -> None:
         )
 
 
+def available_names() -> list[str]:
+    """Names a model can be asked for here: the store's and the packaged ones, sorted, without repeats."""
+    roots = [root for root in (paths.models_dir(), PACKAGED_DIR) if root.is_dir()]
+    return sorted({p.name for root in roots for p in root.iterdir() if _is_model(p)})
+
+
 def missing_message(name: str) -> str:
-    """What to run to get model ``name``."""
-    return (f"model {name!r} is not in the model store ({paths.models_dir()}) nor packaged; build it in a "
-            f"checkout with `make all` (or `stance train {name}` after `make data evaluate`), point "
-            "$STANCE_HOME at a store that holds it, or pass a saved-model folder")
+    """What to run to get model ``name``, and which models are available."""
+    available = ", ".join(available_names()) or "none"
+    return (f"model {name!r} is not in the model store ({paths.models_dir()}) nor packaged (available: "
+            f"{available}); build it in a checkout with `make all` (or `stance train {name}` after "
+            "`make data evaluate`), point $STANCE_HOME at a store that holds it, or pass a saved-model folder")
 
 
 def resolve(name_or_path: str | Path | None = None) -> ModelRef:

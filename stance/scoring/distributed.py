@@ -24,18 +24,19 @@ it. Install it with ``pip install stance[ray]``.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from stance.scoring.kernel import ARTICLE_COLUMNS, SENTENCE_COLUMNS, Kernel
+from stance.scoring.kernel import ARTICLE_COLUMNS, SENTENCE_COLUMNS, Kernel, meta_columns
 from stance.scoring.readers import Article, read_articles, record_article
-from stance.scoring.writers import RowWriter, arrow_type, check_outputs
+from stance.scoring.writers import RowWriter, arrow_type, check_outputs, mark_scores
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,8 +48,15 @@ ARTICLES_PER_BATCH = 64  # articles per Ray batch (as in the local engine)
 
 SEQ = "_seq"  # an article's position in the input (from 0)
 KIND = "_article"  # False: a sentence row, True: an article row
-_INPUT_COLUMNS = [SEQ, "source", "doc_id", "text", "error", "warnings"]
-_ROW_COLUMNS = [*SENTENCE_COLUMNS, *[c for c in ARTICLE_COLUMNS if c not in SENTENCE_COLUMNS]]
+META = "_meta"  # an article's metadata fields, as JSON text
+_INPUT_COLUMNS = [SEQ, "source", "doc_id", "text", "error", "warnings", META]
+
+
+def _row_columns(keep_fields: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """(sentence columns, article columns, the union in one table) for these kept fields."""
+    meta = meta_columns(keep_fields)
+    sentences, articles = [*SENTENCE_COLUMNS, *meta], [*ARTICLE_COLUMNS, *meta]
+    return sentences, articles, [*sentences, *[c for c in articles if c not in sentences]]
 
 
 def _ray():
@@ -81,7 +89,8 @@ def _schema(columns: list[str]) -> pa.Schema:
 
 def _input_row(seq: int, article: Article) -> dict[str, Any]:
     return {SEQ: seq, "source": article.source, "doc_id": article.doc_id, "text": article.text,
-            "error": article.error, "warnings": article.warnings}
+            "error": article.error, "warnings": article.warnings,
+            META: None if article.meta is None else json.dumps(article.meta, ensure_ascii=False)}
 
 
 def _tag(batch: pa.Table, key: str) -> pa.Table:
@@ -153,19 +162,20 @@ def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
 class _Scorer:
     """Ray Data callable class: one model per actor; a batch of articles -> their sentence and article rows."""
 
-    def __init__(self, payload: Any, batch_size: int) -> None:
+    def __init__(self, payload: Any, batch_size: int, keep_fields: Sequence[str] = ()) -> None:
         ray = _ray()
         if isinstance(payload, ray.ObjectRef):
             payload = ray.get(payload)
         model, name, sha256 = load_payload(payload)
-        self.kernel = Kernel(model, name, sha256, max(1, int(batch_size)))
-        self.schema = _schema([SEQ, KIND, *_ROW_COLUMNS])
+        self.kernel = Kernel(model, name, sha256, max(1, int(batch_size)), keep_fields)
+        self.schema = _schema([SEQ, KIND, *_row_columns(keep_fields)[2]])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa
 
         records = batch.to_pylist()
-        articles = [Article(r["source"], r["doc_id"], r["text"] or "", r["error"], r["warnings"]) for r in records]
+        articles = [Article(r["source"], r["doc_id"], r["text"] or "", r["error"], r["warnings"],
+                            None if r[META] is None else json.loads(r[META])) for r in records]
         out: list[dict[str, Any]] = []
         for record, (sentence_rows, article_row) in zip(records, self.kernel.rows(articles)):
             out.extend({SEQ: record[SEQ], KIND: False, **row} for row in sentence_rows)
@@ -197,14 +207,15 @@ def _model_ref(model: str | Path | None) -> ModelRef:
 
 
 def _score_articles(articles: ray.data.Dataset, ref: ModelRef, batch_size: int, actors: int,
-                    articles_per_batch: int, runtime_env: dict[str, Any] | None) -> ray.data.Dataset:
+                    articles_per_batch: int, runtime_env: dict[str, Any] | None,
+                    keep_fields: Sequence[str]) -> ray.data.Dataset:
     """Article rows (columns ``_INPUT_COLUMNS``, in order, already in blocks of ``articles_per_batch``
     rows and materialised) -> sentence and article rows, in order."""
     ray = _ray()
     payload = ray.put(model_payload(ref))
     return articles.map_batches(
         _Scorer,
-        fn_constructor_args=(payload, batch_size),
+        fn_constructor_args=(payload, batch_size, list(keep_fields)),
         batch_size=articles_per_batch,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -230,6 +241,7 @@ def score_dataset(
     source_field: str | None = "path",
     articles_per_batch: int = ARTICLES_PER_BATCH,
     runtime_env: dict[str, Any] | None = None,
+    keep_fields: Sequence[str] = (),
 ) -> tuple[ray.data.MaterializedDataset, ray.data.MaterializedDataset]:
     """Score a Ray Dataset of article rows; returns ``(sentence_rows, article_rows)`` datasets.
 
@@ -251,6 +263,7 @@ def score_dataset(
     ray = _ray()
     _check_sizes(batch_size, actors, articles_per_batch)
     ref = _model_ref(model)
+    sentence_columns, article_columns, _ = _row_columns(keep_fields)
     key = "_stance"
     options = ds.context.execution_options
     preserve_order = options.preserve_order
@@ -259,8 +272,8 @@ def score_dataset(
         source_field = source_field if source_field and source_field in (ds.columns() or []) else None
         data = ds.map_batches(_tag, batch_format="pyarrow", fn_args=(key,)).materialize()
         if data.count() == 0:
-            return (ray.data.from_arrow(_schema(SENTENCE_COLUMNS).empty_table()),
-                    ray.data.from_arrow(_schema(ARTICLE_COLUMNS).empty_table()))
+            return (ray.data.from_arrow(_schema(sentence_columns).empty_table()),
+                    ray.data.from_arrow(_schema(article_columns).empty_table()))
         # Each row's position: the rows of one tagged batch are consecutive, and the batches in order.
         offsets: dict[int, int] = {}
         position = 0
@@ -271,9 +284,10 @@ def score_dataset(
                                     fn_args=(key, offsets, text_field, id_field, source_field))
         # read and number everything before the actors take the CPUs (see the module docstring)
         articles = articles.repartition(target_num_rows_per_block=articles_per_batch).materialize()
-        scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env).materialize()
-        sentences = scored.map_batches(_select, batch_format="pyarrow", fn_args=(False, SENTENCE_COLUMNS))
-        summaries = scored.map_batches(_select, batch_format="pyarrow", fn_args=(True, ARTICLE_COLUMNS))
+        scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env,
+                                 keep_fields).materialize()
+        sentences = scored.map_batches(_select, batch_format="pyarrow", fn_args=(False, sentence_columns))
+        summaries = scored.map_batches(_select, batch_format="pyarrow", fn_args=(True, article_columns))
         return sentences.materialize(), summaries.materialize()
     finally:
         options.preserve_order = preserve_order
@@ -319,8 +333,11 @@ def score_files(
     articles_per_batch: int = ARTICLES_PER_BATCH,
     stdin_format: str = "text",
     stdin: BinaryIO | None = None,
-    csv_bom: bool = False,
+    excel: bool = False,
     progress: Callable[[int], None] | None = None,
+    keep_fields: Sequence[str] = (),
+    folder_glob: str | None = None,
+    on_error: Callable[[dict[str, Any]], None] | None = None,
     actors: int = 1,
     address: str | None = None,
     runtime_env: dict[str, Any] | None = None,
@@ -344,18 +361,20 @@ def score_files(
     sentences_path, articles_path = check_outputs(out_dir, fmt, force)
     ray = _ray()
     ref = _model_ref(model)  # a missing model fails here, before Ray starts
-    articles_in = read_articles(inputs, text_field, id_field, stdin_format, stdin)
+    articles_in = read_articles(inputs, text_field, id_field, stdin_format, stdin, folder_glob)
     started = _connect(address)
     try:
         counts = {"articles": 0, "sentences": 0, "errors": 0}
         out_dir.mkdir(parents=True, exist_ok=True)
-        with RowWriter(sentences_path, SENTENCE_COLUMNS, fmt, csv_bom) as sentence_out, \
-                RowWriter(articles_path, ARTICLE_COLUMNS, fmt, csv_bom) as article_out:
+        mark_scores(out_dir)
+        sentence_columns, article_columns, _ = _row_columns(keep_fields)
+        with RowWriter(sentences_path, sentence_columns, fmt, excel) as sentence_out, \
+                RowWriter(articles_path, article_columns, fmt, excel) as article_out:
             refs = [ray.put(table) for table in _article_tables(articles_in, articles_per_batch)]
             if not refs:
                 return counts
             articles = _ordered(ray.data.from_arrow_refs(refs))
-            scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env)
+            scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env, keep_fields)
             last = -1
             for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
                 if not table.num_rows:
@@ -364,15 +383,19 @@ def score_files(
                 if seqs[0] < last or (np.diff(seqs) < 0).any():  # preserve_order makes this impossible
                     raise RuntimeError("Ray Data returned rows out of input order")
                 last = int(seqs[-1])
-                sentences, summaries = _select(table, False, SENTENCE_COLUMNS), _select(table, True, ARTICLE_COLUMNS)
+                sentences, summaries = _select(table, False, sentence_columns), _select(table, True, article_columns)
                 # a block holds whole articles, so writing its sentences then its summaries keeps both files in order
                 sentence_out.write_table(sentences)
                 article_out.write_table(summaries)
                 counts["sentences"] += sentences.num_rows
                 counts["articles"] += summaries.num_rows
                 counts["errors"] += summaries.num_rows - summaries["error"].null_count
+                if on_error is not None and summaries["error"].null_count < summaries.num_rows:
+                    for row in summaries.filter(summaries["error"].is_valid()).to_pylist():
+                        on_error(row)
                 if progress is not None:
-                    progress(summaries.num_rows)
+                    for _ in range(summaries.num_rows):
+                        progress(1)
         return counts
     finally:
         if started:

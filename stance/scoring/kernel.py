@@ -27,9 +27,26 @@ from stance.segment import Sentence
 
 SENTENCE_COLUMNS = ["source", "doc_id", "sentence_index", "start", "end", "text", "label",
                     *[f"p_{label}" for label in LABELS], "model", "model_sha256", "error"]
+SIDES = ("pro-encryption", "pro-scanning")
 ARTICLE_COLUMNS = ["source", "doc_id", "n_sentences", *[f"n_{label}" for label in LABELS],
                    *[f"share_{label}" for label in LABELS], *[f"mean_p_{label}" for label in LABELS],
-                   "net_stance", "model", "model_sha256", "warnings", "error"]
+                   "engagement", "engagement_expected", "engagement_ci_low", "engagement_ci_high",
+                   "balance", "balance_ci_low", "balance_ci_high",
+                   "stance_index", "stance_index_ci_low", "stance_index_ci_high", "article_label", "net_stance",
+                   *[f"top_{side}" for side in SIDES], "model", "model_sha256", "warnings", "error"]
+TOP_K = 3  # the most confident sentences of each side in an article row
+
+
+def meta_columns(keep_fields: Sequence[str]) -> list[str]:
+    """Output names of kept input fields: a name that collides with an output column gets ``meta_``."""
+    taken = set(SENTENCE_COLUMNS) | set(ARTICLE_COLUMNS)
+    return [f"meta_{name}" if name in taken else name for name in keep_fields]
+
+
+def top_sentences(sentences: list[dict[str, Any]], side: str, k: int = TOP_K) -> list[dict[str, Any]]:
+    """The ``k`` sentence rows labelled ``side`` with the highest ``p_<side>``, as ``{"index", "text", "p"}``."""
+    mine = sorted((s for s in sentences if s["label"] == side), key=lambda s: (-s[f"p_{side}"], s["sentence_index"]))
+    return [{"index": s["sentence_index"], "text": s["text"], "p": s[f"p_{side}"]} for s in mine[:k]]
 
 
 @dataclass
@@ -48,13 +65,24 @@ class Kernel:
     """Scores batches of :class:`~stance.scoring.readers.Article` with one model.
 
     ``model``: anything with the model contract's ``predict_proba(texts, contexts)``;
-    ``name`` and ``sha256`` label every row; ``batch_size``: sentences per prediction call (>= 1).
+    ``name`` and ``sha256`` label every row; ``batch_size``: sentences per prediction call (>= 1);
+    ``keep_fields``: input metadata fields (``Article.meta``) copied to both row kinds, under the
+    names of :func:`meta_columns`.
     """
 
-    def __init__(self, model: Any, name: str, sha256: str, batch_size: int = 256) -> None:
+    def __init__(self, model: Any, name: str, sha256: str, batch_size: int = 256,
+                 keep_fields: Sequence[str] = ()) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model, self.name, self.sha256, self.batch_size = model, name, sha256, batch_size
+        self.keep_fields = list(keep_fields)
+        self.meta_names = meta_columns(self.keep_fields)
+        self.sentence_columns = [*SENTENCE_COLUMNS, *self.meta_names]
+        self.article_columns = [*ARTICLE_COLUMNS, *self.meta_names]
+
+    def _meta(self, article: Article) -> dict[str, Any]:
+        meta = article.meta or {}
+        return {out: meta.get(name) for name, out in zip(self.keep_fields, self.meta_names)}
 
     # -- the three stages, each guarded per article
 
@@ -122,22 +150,34 @@ class Kernel:
         article = scored.article
         # whole-array argmax/tolist: per-element NumPy access cost as much as predicting
         labels = [LABELS[i] for i in scored.proba.argmax(1).tolist()] if len(scored.proba) else []
+        meta = self._meta(article)
         return [
-            dict(zip(SENTENCE_COLUMNS, (article.source, article.doc_id, i, s.start, s.end, s.text, label, *p,
-                                        self.name, self.sha256, None)))
+            {**dict(zip(SENTENCE_COLUMNS, (article.source, article.doc_id, i, s.start, s.end, s.text, label, *p,
+                                           self.name, self.sha256, None))), **meta}
             for i, (s, label, p) in enumerate(zip(scored.sentences, labels, scored.proba.tolist()))
         ]
 
-    def article_row(self, scored: ScoredArticle) -> dict[str, Any]:
-        """The article's row, keys in :data:`ARTICLE_COLUMNS` order; counts 0 and the rest empty for an error."""
+    def article_row(self, scored: ScoredArticle, sentence_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The article's row, keys in ``article_columns`` order; counts 0 and the rest empty for an error.
+
+        ``top_<side>``: the :data:`TOP_K` most confident sentences of each side (a list, empty
+        when none). ``sentence_rows`` saves rebuilding them when the caller has them.
+        """
         article = scored.article
-        row: dict[str, Any] = dict.fromkeys(ARTICLE_COLUMNS)
+        row: dict[str, Any] = dict.fromkeys(self.article_columns)
         row.update(source=article.source, doc_id=article.doc_id, n_sentences=0)
         if scored.error is None:
             row.update(scored.summary)
-        row.update(model=self.name, model_sha256=self.sha256, warnings=article.warnings, error=scored.error)
+            sentences = self.sentence_rows(scored) if sentence_rows is None else sentence_rows
+            row.update({f"top_{side}": top_sentences(sentences, side) for side in SIDES})
+        row.update(model=self.name, model_sha256=self.sha256, warnings=article.warnings, error=scored.error,
+                   **self._meta(article))
         return row
 
     def rows(self, articles: Sequence[Article]) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
         """For every article, in order: its sentence rows and its article row."""
-        return [(self.sentence_rows(s), self.article_row(s)) for s in self.score(articles)]
+        out = []
+        for scored in self.score(articles):
+            sentences = self.sentence_rows(scored)
+            out.append((sentences, self.article_row(scored, sentences)))
+        return out

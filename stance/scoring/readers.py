@@ -57,7 +57,8 @@ class Article:
     ``source``: the file it came from (``<stdin>`` for standard input, or the dataset's source
     column); ``doc_id``: the file's path relative to the folder or glob it was found by, or
     ``<file name>:<row>`` / the ``id`` column for table rows. ``text`` is clean (see the module
-    docstring); ``warnings`` lists what the cleaning changed, ``;``-joined, or ``None``.
+    docstring); ``warnings`` lists what the cleaning changed, ``;``-joined, or ``None``; ``meta``
+    holds a table row's other fields (all but the text field), each as text, for ``--keep-fields``.
     """
 
     source: str
@@ -65,6 +66,7 @@ class Article:
     text: str = ""
     error: str | None = None
     warnings: str | None = None
+    meta: dict[str, Any] | None = None
 
 
 def clean_text(text: str) -> tuple[str, list[str]]:
@@ -95,11 +97,25 @@ def decode_bytes(data: bytes) -> tuple[str, list[str]]:
     return text, warnings + more
 
 
-def _article(source: str, doc_id: str, text: str, warnings: list[str], where: str = "") -> Article:
+def _article(source: str, doc_id: str, text: str, warnings: list[str], where: str = "",
+             meta: dict[str, Any] | None = None) -> Article:
     joined = "; ".join(warnings) or None
     if not has_visible_text(text):
-        return Article(source, doc_id, error=f"{where}empty: no visible text", warnings=joined)
-    return Article(source, doc_id, text, warnings=joined)
+        return Article(source, doc_id, error=f"{where}empty: no visible text", warnings=joined, meta=meta)
+    return Article(source, doc_id, text, warnings=joined, meta=meta)
+
+
+def _as_text(value: Any) -> str | None:
+    """A metadata value as text: strings cleaned, bytes decoded, dates in ISO form, lists and objects as JSON."""
+    if value is None or isinstance(value, str):
+        return None if value is None else clean_text(value)[0]
+    if isinstance(value, bytes):
+        return decode_bytes(value)[0]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def record_article(record: Any, source: str, doc_id: str, number: int, text_field: str,
@@ -111,6 +127,7 @@ def record_article(record: Any, source: str, doc_id: str, number: int, text_fiel
     """
     if not isinstance(record, dict):
         return Article(source, doc_id, error=f"row {number}: not an object")
+    meta = {str(key): _as_text(value) for key, value in record.items() if key != text_field}
     identifier = record.get(id_field) if id_field else None
     if isinstance(identifier, bytes):
         identifier = decode_bytes(identifier)[0]
@@ -122,8 +139,8 @@ def record_article(record: Any, source: str, doc_id: str, number: int, text_fiel
     elif isinstance(text, str):
         text, warnings = clean_text(text)
     else:
-        return Article(source, doc_id, error=f"row {number}: no text in field {text_field!r}")
-    return _article(source, doc_id, text, warnings, f"row {number}: ")
+        return Article(source, doc_id, error=f"row {number}: no text in field {text_field!r}", meta=meta)
+    return _article(source, doc_id, text, warnings, f"row {number}: ", meta)
 
 
 def _jsonl(handle: BinaryIO, source: str, name: str, text_field: str, id_field: str | None) -> Iterator[Article]:
@@ -142,7 +159,7 @@ def _jsonl(handle: BinaryIO, source: str, name: str, text_field: str, id_field: 
         article = record_article(record, source, doc_id, number, text_field, id_field)
         if warnings and article.error is None:
             extra = "; ".join(filter(None, [article.warnings, *warnings]))
-            article = Article(article.source, article.doc_id, article.text, warnings=extra)
+            article = Article(article.source, article.doc_id, article.text, warnings=extra, meta=article.meta)
         yield article
 
 
@@ -269,18 +286,31 @@ def _relative(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+# written beside `stance score` output, so that a later run over a parent folder skips those files
+SCORES_MARKER = ".stance-scores"
+SCORE_FILES = frozenset(f"{kind}.{fmt}" for kind in ("sentences", "articles") for fmt in ("jsonl", "csv", "parquet"))
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[str | Path, str]]:
+def _is_article_file(path: Path, folder: Path, pattern: str | None) -> bool:
+    relative = path.relative_to(folder)
+    if any(part.startswith(".") for part in relative.parts):
+        return False
+    if path.name in SCORE_FILES and (path.parent / SCORES_MARKER).exists():
+        return False
+    return path.match(pattern) if pattern else path.suffix.lower() in FOLDER_SUFFIXES
+
+
+def _folder_files(folder: Path, pattern: str | None = None) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_article_file(p, folder, pattern))
+
+
+def expand_inputs(inputs: Iterable[str | Path], folder_glob: str | None = None) -> list[tuple[str | Path, str]]:
     """Each input as ``(path or "-", doc_id)``, in reading order.
 
-    A folder gives its article files (suffixes in :data:`FOLDER_SUFFIXES`, hidden files skipped,
-    recursively, sorted), each with its path relative to the folder as ``doc_id`` (two
-    ``article.txt`` in different subfolders stay apart). A path that does not exist but holds
+    A folder gives its article files, recursively, sorted: those with a suffix in
+    :data:`FOLDER_SUFFIXES` (or matching ``folder_glob``, e.g. ``"*.txt"``), never hidden files nor
+    the score files of an earlier ``stance score`` run (marked by :data:`SCORES_MARKER`); each with
+    its path relative to the folder as ``doc_id`` (two ``article.txt`` in different subfolders stay apart). A path that does not exist but holds
     ``*``, ``?`` or ``[`` is a glob (``**`` recursive), its matches sorted. A path that matches
     nothing is kept so that it becomes an error row. ``-`` is standard input.
     """
@@ -296,7 +326,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[str | Path, str]]:
             matches = [path]
         for match in matches or [path]:
             if match.is_dir():
-                out.extend((p, _relative(p, match)) for p in _folder_files(match))
+                out.extend((p, _relative(p, match)) for p in _folder_files(match, folder_glob))
             else:
                 out.append((match, match.name))
     return out
@@ -308,6 +338,7 @@ def read_articles(
     id_field: str | None = "id",
     stdin_format: str = "text",
     stdin: BinaryIO | None = None,
+    folder_glob: str | None = None,
 ) -> Iterator[Article]:
     """Articles from files, folders, globs, JSONL, CSV, Parquet and ``-`` (stdin), in a stable order.
 
@@ -316,7 +347,7 @@ def read_articles(
     """
     if stdin_format not in STDIN_FORMATS:
         raise ValueError(f"stdin format must be one of {', '.join(STDIN_FORMATS)}, got {stdin_format!r}")
-    for path, doc_id in expand_inputs(inputs):
+    for path, doc_id in expand_inputs(inputs, folder_glob):
         if path == STDIN:
             yield from read_stream(stdin if stdin is not None else sys.stdin.buffer, stdin_format, text_field, id_field)
         else:

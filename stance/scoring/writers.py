@@ -2,8 +2,10 @@
 
 Used by the local and the Ray engine alike. Memory stays flat: JSONL and CSV rows go straight
 to the file; Parquet rows are buffered into row groups of :data:`PARQUET_ROWS_PER_GROUP`.
-Text is written as UTF-8; ``csv_bom=True`` starts a CSV with a byte-order mark so that
-spreadsheet programs on Windows read it as UTF-8. A lone surrogate that reached a writer (the
+Text is written as UTF-8; ``excel=True`` makes a CSV for spreadsheets: a byte-order mark first, so
+that spreadsheet programs on Windows read it as UTF-8, and text cells that begin like a formula
+neutralised (:func:`csv_cell`). Lists (the top sentences) are JSON text in a CSV cell, JSON lists in
+JSONL and nested lists in Parquet. A lone surrogate that reached a writer (the
 readers replace them) is written as ``?`` rather than ending the run.
 """
 
@@ -20,17 +22,36 @@ from stance.labels import LABELS
 FORMATS = ("jsonl", "csv", "parquet")
 PARQUET_ROWS_PER_GROUP = 10_000
 _INT_COLUMNS = frozenset({"sentence_index", "start", "end", "n_sentences", *[f"n_{x}" for x in LABELS]})
+_FLOAT_PREFIXES = ("p_", "share_", "mean_p_", "engagement", "balance", "stance_index")
+LIST_COLUMNS = frozenset({"top_pro-encryption", "top_pro-scanning"})
+# OWASP's CSV-injection advice: a cell starting with one of these is a formula to a spreadsheet
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def arrow_type(column: str) -> Any:
-    """The Arrow type of an output column (counts and offsets int64, probabilities float64, else string)."""
+    """The Arrow type of an output column: counts and offsets int64, probabilities and summary
+    numbers float64, top sentences a list of ``{index, text, p}``, everything else string."""
     import pyarrow as pa
 
     if column in _INT_COLUMNS:
         return pa.int64()
-    if column.startswith(("p_", "share_", "mean_p_")) or column == "net_stance":
+    if column.startswith(_FLOAT_PREFIXES) or column == "net_stance":
         return pa.float64()
+    if column in LIST_COLUMNS:
+        return pa.list_(pa.struct([("index", pa.int64()), ("text", pa.string()), ("p", pa.float64())]))
     return pa.string()
+
+
+def csv_cell(value: Any, excel: bool = False) -> Any:
+    """A value as a CSV cell: ``None`` empty, lists as JSON; with ``excel``, text that a spreadsheet
+    would run as a formula gets a leading ``'`` (OWASP, "CSV Injection")."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    if excel and isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def arrow_schema(columns: list[str]) -> Any:
@@ -43,6 +64,14 @@ def arrow_schema(columns: list[str]) -> Any:
 def output_paths(out_dir: Path, fmt: str) -> tuple[Path, Path]:
     """Where a scoring run writes: ``<out>/sentences.<fmt>`` and ``<out>/articles.<fmt>``."""
     return out_dir / f"sentences.{fmt}", out_dir / f"articles.{fmt}"
+
+
+def mark_scores(out_dir: Path) -> None:
+    """Write the marker by which later runs over a parent folder skip this run's score files."""
+    from stance.scoring.readers import SCORES_MARKER
+
+    (Path(out_dir) / SCORES_MARKER).write_text("written by `stance score`; its score files are not articles\n",
+                                               encoding="utf-8")
 
 
 def check_outputs(out_dir: Path, fmt: str, force: bool) -> tuple[Path, Path]:
@@ -63,7 +92,7 @@ class RowWriter:
     Raises ``ValueError`` for an unknown ``fmt``. Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, path: Path, columns: list[str], fmt: str, csv_bom: bool = False) -> None:
+    def __init__(self, path: Path, columns: list[str], fmt: str, excel: bool = False) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         self.columns, self.fmt, self.path = columns, fmt, Path(path)
@@ -75,7 +104,8 @@ class RowWriter:
             self.parquet = pq.ParquetWriter(self.path, self.schema)
             return
         self.encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
-        encoding = "utf-8-sig" if csv_bom and fmt == "csv" else "utf-8"
+        self.excel = excel and fmt == "csv"
+        encoding = "utf-8-sig" if self.excel else "utf-8"
         self.handle: TextIO = self.path.open("w", encoding=encoding, errors="replace", newline="")
         if fmt == "csv":
             self.writer = csv.DictWriter(self.handle, fieldnames=columns, extrasaction="ignore")
@@ -96,7 +126,7 @@ class RowWriter:
                 if len(self.buffer) >= PARQUET_ROWS_PER_GROUP:
                     self._flush()
         elif self.fmt == "csv":
-            self.writer.writerows({c: ("" if v is None else v) for c, v in row.items()} for row in projected)
+            self.writer.writerows({c: csv_cell(v, self.excel) for c, v in row.items()} for row in projected)
         else:
             self.handle.writelines(self.encode(row) + "\n" for row in projected)
 
