@@ -28,4 +28,10 @@ def test_report_renders_highlighted_sentences_in_chromium(tiny_baseline, tmp_pat
     ).stdout
     assert dom.count('class="sentence label-') == 3
     assert "net-stance" in dom
+    # titled by the headline, with the legend, the strip, the summary numbers and the top sentences
+    assert '<h1 id="headline">Encryption gives paedophiles a place to hide.</h1>' in dom
+    assert "<title>Encryption gives paedophiles a place to hide.</title>" in dom
+    assert 'id="legend"' in dom and "Hover a sentence" in dom and dom.count('class="cell"') == 3
+    for name in ("stance-index", "engagement", "balance", "article-label", "top-pro-encryption", "top-pro-scanning"):
+        assert f'id="{name}"' in dom
     assert "Privacy &lt;b&gt;matters&lt;/b&gt; &amp; so does security." in dom  # escaped, not rendered as markup
