@@ -111,18 +111,12 @@ def score(
     """Score articles in batch; write per-sentence rows and per-article summaries.
 
     Example: stance score seeds/ --out scores/ --format csv
-    Every input gets an article row; one that cannot be read or scored gets an error row
-    (the 'error' column) and every other input is scored. Exit code 0: all scored; 1: some
-    inputs are error rows (the first reasons are printed); 2: usage error (bad option, missing
-    model, existing output).
 
-    sentences.<fmt>: source, doc_id, sentence_index, start, end (character offsets), text, label,
-    p_<label> (probabilities), model, model_sha256, error.
-    articles.<fmt>: source, doc_id, n_sentences, n_/share_/mean_p_<label>, engagement (share of
-    sentences taking a side), balance (enc - scan over sided sentences; empty if none),
-    stance_index ((p_enc - p_scan) / n, in [-1, 1]), their 95% bootstrap intervals (*_ci_low,
-    *_ci_high), article_label, net_stance (alias of balance), top_pro-encryption,
-    top_pro-scanning, model, model_sha256, warnings, error. Full reference: README, "Output".
+    Every input gets an article row; one that cannot be read or scored gets an error row (the 'error' column) and every other input is scored. Exit code 0: all scored; 1: some inputs are error rows (the first reasons are printed); 2: usage error (bad option, missing model, existing output).
+
+    sentences.<fmt>: source, doc_id, sentence_index, start, end (character offsets), text, label, p_<label> (probabilities), model, model_sha256, error.
+
+    articles.<fmt>: source, doc_id, n_sentences, n_/share_/mean_p_<label>, engagement (share of sentences taking a side), balance (enc - scan over sided sentences; empty if none), stance_index ((p_enc - p_scan) / n, in [-1, 1]), their 95% bootstrap intervals (*_ci_low, *_ci_high), article_label, net_stance (alias of balance), top_pro-encryption, top_pro-scanning, model, model_sha256, warnings, error. Full reference: README, "Output".
     """
     from stance.scoring import distributed, local
     from stance.scoring.readers import TABLE_SUFFIXES, expand_inputs

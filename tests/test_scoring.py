@@ -307,3 +307,34 @@ def test_write_scores_counts_and_progress(tiny_baseline, tmp_path):
     with pytest.raises(FileExistsError):
         write_scores(articles, kernel(tiny_baseline), tmp_path / "out")
     assert list(read_articles([tmp_path / "out" / "articles.jsonl"], text_field="doc_id"))[0].text == "a0"
+
+
+def test_a_folder_with_a_report_a_hidden_file_a_tsv_and_earlier_scores_scores_only_its_articles(tiny_baseline,
+                                                                                                 tmp_path):
+    folder = tmp_path / "desk"
+    folder.mkdir()
+    (folder / "one.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "two.md").write_text("Scanning is surveillance.", encoding="utf-8")
+    first = runner.invoke(app, ["report", str(folder / "one.txt"), "--model", str(tiny_baseline)])
+    assert first.exit_code == 0 and (folder / "one.html").exists()
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "notes.tsv").write_text("who\twhat\n", encoding="utf-8")
+    earlier = runner.invoke(app, ["score", str(folder), "--out", str(folder / "scores"), "--model", str(tiny_baseline)])
+    assert earlier.exit_code == 0, earlier.output
+    again = runner.invoke(app, ["score", str(folder), "--out", str(tmp_path / "out"), "--model", str(tiny_baseline)])
+    assert again.exit_code == 0, again.output
+    assert [a["doc_id"] for a in read_rows(tmp_path / "out" / "articles.jsonl")] == ["one.txt", "two.md"]
+    only_md = runner.invoke(app, ["score", str(folder), "--glob", "*.md", "--out", str(tmp_path / "md"),
+                                  "--model", str(tiny_baseline)])
+    assert only_md.exit_code == 0 and [a["doc_id"] for a in read_rows(tmp_path / "md" / "articles.jsonl")] == ["two.md"]
+
+
+def test_the_first_error_reasons_are_printed_at_the_end(tiny_baseline, tmp_path):
+    lines = [json.dumps({"id": f"bad{i}"}) for i in range(7)] + [json.dumps({"id": "ok", "text": GOOD})]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["score", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out"),
+                                 "--model", str(tiny_baseline)])
+    assert result.exit_code == 1
+    assert "8 articles, 2 sentences, 7 errors" in result.output
+    assert f"{tmp_path / 'in.jsonl'} [bad0]: row 1: no text in field 'text'" in result.output
+    assert "bad4" in result.output and "bad5" not in result.output and "... and 2 more" in result.output
