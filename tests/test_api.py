@@ -133,10 +133,40 @@ def test_cli_predict_from_arguments_and_stdin(tiny_baseline):
     assert piped.exit_code == 0 and len(piped.output.strip().splitlines()) == 2
 
 
-@pytest.mark.parametrize("command", ["predict", "score", "report", "train", "evaluate", "build-data"])
-def test_every_command_has_help_with_an_example(command):
-    result = runner.invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "Example" in result.output
+COMMANDS = ["predict", "score", "report", "models", "train", "evaluate", "build-data", "install-encoder"]
+# these examples rebuild the data, train, run the grid or download weights: `make all` / `make setup` run them
+HEAVY = {"train", "evaluate", "build-data", "install-encoder"}
+
+
+def example(command: str) -> list[str]:
+    import re
+    import shlex
+
+    result = runner.invoke(app, [command, "--help"], terminal_width=400)
+    assert result.exit_code == 0
+    found = re.search(r"Example: (stance .+)", result.output)
+    assert found, f"`stance {command} --help` shows no example"
+    return shlex.split(found.group(1).strip().rstrip("│").strip())
+
+
+def test_every_command_is_listed_here():
+    registered = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+    assert registered == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_that_works_as_pasted(command, tmp_path, monkeypatch):
+    argv = example(command)
+    assert argv[:2] == ["stance", command]
+    if command in HEAVY:
+        return
+    import shutil
+
+    # run where a newcomer would paste it: a folder holding the checkout's seeds
+    shutil.copytree(paths.seeds_dir(), tmp_path / "seeds")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, argv[1:])
+    assert result.exit_code == 0, result.output
 
 
 def test_import_is_light():
