@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -242,7 +242,7 @@ def test_write_corpus_writes_every_output_and_refuses_to_overwrite(tmp_path):
     assert saved["bootstrap_seed"] == 2 and saved["bootstrap_resamples"] == 2000 and saved["by"] == "outlet"
     assert saved["groups"][2]["stance_index_mean"] is None  # NaN written as null
     md = (out / "corpus.md").read_text()
-    assert "seed 2" in md and "bootstrap over articles, 2,000 resamples, percentile interval" in md
+    assert "seed 2)" in md and "bootstrap over articles, 2,000 resamples, percentile interval" in md
     assert re.search(r"^\| Ledger \| 2 \| 1 \| 9 \| \+0\.250 \[", md, re.M)
     for png in ("stance_index.png", "sentence_shares.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -317,3 +317,28 @@ def test_dashboard_renders_table_and_images_in_chromium(tmp_path):
     assert len(sizes) == 2 and all(int(w) > 300 and int(h) > 100 for w, h in sizes), sizes
     assert "Mean article stance index per group" in dom and "Pooled sentence shares per group" in dom
     assert "bootstrap over articles, 2,000 resamples, percentile interval" in dom
+
+
+def png_size(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_large_groupings_keep_plots_readable(tmp_path):
+    from stance.scoring.corpus_render import MAX_PLOT_GROUPS, plot_sentence_shares, plot_stance_index
+
+    many = [row(f"d{i}", f"Outlet {i % 45:02d}", (date(2024, 1, 1) + timedelta(days=i)).isoformat(),
+                scan=i % 3, enc=1, neutral=2, index=(i % 5 - 2) / 5, label="mixed") for i in range(75)]
+    many += [row("x", "Outlet 07", "2024-01-08", enc=2, neutral=1, index=0.5, label="pro-encryption")]
+    rows = read_article_rows(write_scores(tmp_path, "jsonl", many))
+    full = corpus_view(rows, "outlet")
+    cut = corpus_view(rows[rows["outlet"] <= f"Outlet {MAX_PLOT_GROUPS - 1:02d}"], "outlet")
+    assert len(full.table) == 45 and len(cut.table) == MAX_PLOT_GROUPS
+    # the plots of 45 groups show 30 (as tall as the plot of 30 groups), the table keeps all 45
+    assert png_size(plot_stance_index(full))[1] == png_size(plot_stance_index(cut))[1]
+    assert png_size(plot_sentence_shares(full))[1] == png_size(plot_sentence_shares(cut))[1]
+    days = corpus_view(rows, "date")
+    assert len(days.table) == 75
+    # more date buckets than bars fit: shares become areas over time, a plot of fixed width
+    width, _ = png_size(plot_sentence_shares(days))
+    assert width < 1000 and png_size(plot_stance_index(days))[0] < 1000

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from stance.labels import LABELS
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from stance.scoring.corpus import CorpusView
@@ -23,6 +24,10 @@ COLOURS = {"pro-scanning": (214, 96, 77), "pro-encryption": (67, 147, 195), "neu
 SHARE_ORDER = ("pro-scanning", "neutral", "pro-encryption")
 ARTICLE_LABEL_COLUMNS = ("pro-encryption", "pro-scanning", "mixed", "neutral_coverage")
 INTERVAL_WORDS = "95 % percentile bootstrap interval over articles"
+# a plot of more rows than this is unreadable (and a large PNG): field plots show the groups with
+# the most articles, date plots of more buckets draw the shares as areas instead of bars
+MAX_PLOT_GROUPS = 30
+MAX_DATE_BARS = 60
 
 EXPLANATIONS = [
     ("articles", "Articles of the group that were scored. Rows of the score output with an <code>error</code> "
@@ -54,22 +59,22 @@ def _num(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _with_interval(mean: float, low: float, high: float) -> str:
+def _with_interval(mean: float, low: float, high: float, sign: str = "+") -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return "n/a"
-    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return f"{mean:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
 
 
 def _display_rows(view: CorpusView) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the human table (Markdown and HTML), formatted."""
     header = ["group", "articles", "errors skipped", "sentences", "stance index (mean [95 % CI])",
-              "engagement (mean [95 % CI])", *[f"sentences {label}" for label in SHARE_ORDER],
-              *[f"articles {label.replace('_', ' ')}" for label in ARTICLE_LABEL_COLUMNS]]
+              "engagement (mean [95 % CI])", *[f"sentence share {label}" for label in SHARE_ORDER],
+              *[f"article share {label.replace('_', ' ')}" for label in ARTICLE_LABEL_COLUMNS]]
     rows = []
     for r in view.table.to_dict(orient="records"):
         rows.append([str(r["group"]), str(r["articles"]), str(r["errors_skipped"]), str(r["sentences"]),
                      _with_interval(r["stance_index_mean"], r["stance_index_ci_low"], r["stance_index_ci_high"]),
-                     _with_interval(r["engagement_mean"], r["engagement_ci_low"], r["engagement_ci_high"]),
+                     _with_interval(r["engagement_mean"], r["engagement_ci_low"], r["engagement_ci_high"], sign="-"),
                      *[_num(r[f"sentence_share_{label}"]) for label in SHARE_ORDER],
                      *[_num(r[f"article_share_{label}"]) for label in ARTICLE_LABEL_COLUMNS]])
     return header, rows
@@ -78,9 +83,8 @@ def _display_rows(view: CorpusView) -> tuple[list[str], list[list[str]]]:
 def _settings_line(view: CorpusView) -> str:
     errors = int(view.table["errors_skipped"].sum())
     return (f"{view.total_rows} article rows from {view.source or 'the score output'} "
-            f"({errors} error rows skipped), grouped by {view.grouping.describe()}; intervals: {INTERVAL_WORDS} "
-            f"(bootstrap over articles, {view.resamples:,} resamples, percentile interval, numpy default_rng "
-            f"seed {view.seed}).")
+            f"({errors} error rows skipped), grouped by {view.grouping.describe()}; intervals: 95 %, bootstrap "
+            f"over articles, {view.resamples:,} resamples, percentile interval (numpy default_rng, seed {view.seed}).")
 
 
 def markdown_table(view: CorpusView) -> str:
@@ -120,12 +124,23 @@ def _empty(figure: Figure, title: str) -> bytes:
     return _png(figure)
 
 
+def _plotted(view: CorpusView) -> tuple[pd.DataFrame, str]:
+    """The groups a plot shows (in table order) and a note on those it leaves out: groups without
+    scored articles, and for a field beyond :data:`MAX_PLOT_GROUPS` those with fewest articles."""
+    table = view.table[view.table["articles"] > 0]
+    if view.grouping.is_date or len(table) <= MAX_PLOT_GROUPS:
+        return table, ""
+    # a stable sort keeps table order among groups of equal size
+    kept = table.sort_values("articles", ascending=False, kind="stable").index[:MAX_PLOT_GROUPS]
+    return table.loc[sorted(kept)], f" ({MAX_PLOT_GROUPS} groups with most articles of {len(table)}; all in the table)"
+
+
 def plot_stance_index(view: CorpusView) -> bytes:
     """PNG: per group the mean article stance index with its 95 % bootstrap interval over articles
     (point and error bar); a line over time when grouping by date (articles with an unknown date
     are left out and counted in a note). Groups without scored articles are left out."""
-    table = view.table[view.table["articles"] > 0]
-    what = view.grouping.describe()
+    table, note = _plotted(view)
+    what = view.grouping.describe() + note
     title = f"Mean article stance index by {what}\n(article mean: each article counts once; {INTERVAL_WORDS})"
     xlabel = "stance index: -1 pro-scanning, 0 neutral or balanced, +1 pro-encryption"
     if view.grouping.is_date:
@@ -174,9 +189,12 @@ def plot_stance_index(view: CorpusView) -> bytes:
 def plot_sentence_shares(view: CorpusView) -> bytes:
     """PNG: per group the pooled sentence shares (sum of n_<label> / sum of n_sentences) as one
     stacked bar: pro-scanning, neutral, pro-encryption. Bars are vertical in time order when grouping
-    by date, horizontal otherwise. Groups without scored articles are left out."""
-    table = view.table[view.table["articles"] > 0]
-    title = (f"Pooled sentence shares by {view.grouping.describe()}\n"
+    by date (stacked areas over time beyond :data:`MAX_DATE_BARS` buckets, unknown dates left out),
+    horizontal otherwise. Groups without scored articles are left out."""
+    table, note = _plotted(view)
+    if view.grouping.is_date and len(table) > MAX_DATE_BARS:
+        return _shares_over_time(view, table)
+    title = (f"Pooled sentence shares by {view.grouping.describe()}{note}\n"
              "(pooled sentences: all sentences of a group together, sum of n_label / sum of n_sentences)")
     labels = [f"{g} (n={n})" for g, n in zip(table["group"], table["articles"])]
     if view.grouping.is_date:
@@ -203,9 +221,26 @@ def plot_sentence_shares(view: CorpusView) -> bytes:
         ax.set_yticks(positions[::-1], labels, fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of sentences")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 if not view.grouping.is_date else -0.35),
-              ncol=3, fontsize=8, frameon=False)
+    figure.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     ax.set_title(title, fontsize=10)
+    return _png(figure)
+
+
+def _shares_over_time(view: CorpusView, table: pd.DataFrame) -> bytes:
+    dated = table[table["group"].isin(view.bucket_starts)]
+    figure = _figure(9, 4.8)
+    title = (f"Pooled sentence shares by {view.grouping.describe()}\n"
+             "(pooled sentences: all sentences of a group together, sum of n_label / sum of n_sentences)")
+    if not len(dated):
+        return _empty(figure, title)
+    ax = figure.subplots()
+    ax.stackplot([view.bucket_starts[g] for g in dated["group"]],
+                 *[dated[f"sentence_share_{label}"].to_numpy() for label in SHARE_ORDER],
+                 colors=[_rgb(label) for label in SHARE_ORDER], labels=list(SHARE_ORDER), step="post")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of sentences")
+    ax.set_title(title, fontsize=10)
+    figure.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     return _png(figure)
 
 
