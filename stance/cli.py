@@ -275,6 +275,30 @@ def install_encoder(
         raise typer.Exit(1) from problem
 
 
+@app.command()
+def corpus(
+    scores: Path = typer.Argument(..., help="Output folder of 'stance score' (its articles.jsonl, .csv or .parquet)."),
+    by: str = typer.Option(..., "--by", help="A metadata column (e.g. outlet) or date, date:week, date:month, date:year."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for corpus.csv/.md/.json, the PNG plots and corpus.html."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap intervals (recorded in the outputs)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+) -> None:
+    """Group scored articles by a field or a date bucket: a table, plots and an HTML dashboard.
+
+    Example: stance corpus scores/ --by date:month --out corpus/
+    Per group: articles (error rows skipped and counted), the mean article stance index and
+    engagement with 95 % bootstrap intervals over articles, pooled sentence shares, article labels.
+    """
+    from stance.scoring.corpus import write_corpus
+
+    try:
+        view = write_corpus(scores, by, out, seed=seed, force=force)
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from problem
+    typer.echo(f"{len(view.table)} groups by {view.grouping.describe()} -> {out / 'corpus.html'}", err=True)
+
+
 def main() -> None:
     """The ``stance`` entry point: a missing model or encoder, or an unexpected failure, is a one-line
     error (naming the command that builds a missing model), never a traceback; exit code 2 for
