@@ -285,7 +285,7 @@ def corpus(
 ) -> None:
     """Group scored articles by a field or a date bucket: a table, plots and an HTML dashboard.
 
-    Example: stance corpus scores/ --by date:month --out corpus/
+    Example: stance corpus experiments/results/corpus_demo/scores --by side --out corpus/
     Per group: articles (error rows skipped and counted), the mean article stance index and
     engagement with 95 % bootstrap intervals over articles, pooled sentence shares, article labels.
     """

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -133,7 +134,7 @@ def test_cli_predict_from_arguments_and_stdin(tiny_baseline):
     assert piped.exit_code == 0 and len(piped.output.strip().splitlines()) == 2
 
 
-COMMANDS = ["predict", "score", "report", "models", "train", "evaluate", "build-data", "install-encoder"]
+COMMANDS = ["predict", "score", "report", "models", "corpus", "train", "evaluate", "build-data", "install-encoder"]
 # these examples rebuild the data, train, run the grid or download weights: `make all` / `make setup` run them
 HEAVY = {"train", "evaluate", "build-data", "install-encoder"}
 
@@ -142,7 +143,7 @@ def example(command: str) -> list[str]:
     import re
     import shlex
 
-    result = runner.invoke(app, [command, "--help"], terminal_width=400)
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"})  # one example, one line
     assert result.exit_code == 0
     found = re.search(r"Example: (stance .+)", result.output)
     assert found, f"`stance {command} --help` shows no example"
@@ -162,8 +163,10 @@ def test_every_command_has_help_with_an_example_that_works_as_pasted(command, tm
         return
     import shutil
 
-    # run where a newcomer would paste it: a folder holding the checkout's seeds
+    # run where a newcomer would paste it: a folder holding the checkout's seeds and the corpus demo's scores
     shutil.copytree(paths.seeds_dir(), tmp_path / "seeds")
+    demo = Path("experiments") / "results" / "corpus_demo" / "scores"
+    shutil.copytree(paths.project_root() / demo, tmp_path / demo)
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, argv[1:])
     assert result.exit_code == 0, result.output
