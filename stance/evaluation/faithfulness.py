@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stance.models.base import check_contexts, check_texts
-from stance.models.explain import covered_words, delete_spans, word_spans
+from stance.models.explain import Attribution, covered_words, delete_spans, word_spans
 
 
 class Comprehensiveness(NamedTuple):
@@ -35,18 +35,24 @@ class Comprehensiveness(NamedTuple):
 
 
 def comprehensiveness(model: Any, texts: Sequence[str], contexts: Sequence[str] | None = None, k: int = 5,
-                      seed: int = 0) -> Comprehensiveness:
+                      seed: int = 0, explained: Sequence[Sequence[Attribution]] | None = None
+                      ) -> Comprehensiveness:
     """Comprehensiveness of ``model``'s top-``k`` explanations and of random deletions on ``texts``.
 
     ``model``: anything with the model contract (``predict_proba`` and ``attributions``). The
     random words of each sentence come from ``numpy.random.default_rng(seed)`` in input order, so
     the same call gives the same numbers. Three batched predictions: intact, explained words
     deleted, random words deleted (each with the sentence's context). Raises what
-    ``attributions`` raises (e.g. ``ValueError`` for an empty text).
+    ``attributions`` raises (e.g. ``ValueError`` for an empty text). ``explained``: attributions
+    already computed for ``texts`` (e.g. once with a larger ``k``); only their first ``k`` are used.
     """
     texts = check_texts(texts)
     contexts = check_contexts(contexts, len(texts))
-    explained = model.attributions(texts, contexts, k)
+    if explained is None:
+        explained = model.attributions(texts, contexts, k)
+    elif len(explained) != len(texts):
+        raise ValueError(f"{len(explained)} explanations for {len(texts)} texts")
+    explained = [list(spans)[:k] for spans in explained]
     rng = np.random.default_rng(seed)
     keep, without_top, without_random, deleted = [], [], [], []
     for i, (text, spans) in enumerate(zip(texts, explained)):

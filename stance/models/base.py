@@ -145,7 +145,7 @@ class StanceModel:
         texts = check_texts(texts)
         contexts = check_contexts(contexts, len(texts))
         check_explain_inputs(texts, k)
-        return occlusion(self._perturbed_proba, texts, contexts, k)
+        return occlusion(self.predict_proba, texts, contexts, k, variants_proba=self._perturbed_proba)
 
     def explanation_unit(self) -> str:
         """The unit of :meth:`explain`'s weights, in words (for reports and column docs)."""

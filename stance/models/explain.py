@@ -103,11 +103,12 @@ def top_k(text: str, weighted: Sequence[tuple[int, int, float]], k: int) -> list
 
 
 def occlusion(proba: ProbaFn, texts: list[str], contexts: list[str], k: int,
-              max_words: int = MAX_WORDS) -> list[list[Attribution]]:
+              max_words: int = MAX_WORDS, variants_proba: ProbaFn | None = None) -> list[list[Attribution]]:
     """Leave-one-word-out attributions of ``texts`` under the probability function ``proba``.
 
-    ``proba(texts, contexts)`` returns ``(n, 3)`` probabilities (a model's ``predict_proba`` or a
-    variant that skips caches). The intact texts are predicted once; then each of the first
+    ``proba(texts, contexts)`` returns ``(n, 3)`` probabilities (a model's ``predict_proba``);
+    ``variants_proba`` the same for the one-off variants (e.g. one that skips a per-text cache;
+    ``proba`` when ``None``). The intact texts are predicted once; then each of the first
     ``max_words`` words of each text is deleted (:func:`delete_spans`) and all variants are
     predicted in batches of :data:`BATCH_VARIANTS`, each with its text's context. A word's weight
     is ``p(label | text) - p(label | text without the word)`` for the label predicted for the
@@ -121,11 +122,12 @@ def occlusion(proba: ProbaFn, texts: list[str], contexts: list[str], k: int,
     spans = [word_spans(text)[:max_words] for text in texts]
     owners = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
     variants = [delete_spans(text, [span]) for text, ss in zip(texts, spans) for span in ss]
+    variants_proba = variants_proba or proba
     dropped = np.zeros(len(variants))
     for start in range(0, len(variants), BATCH_VARIANTS):
         stop = min(start + BATCH_VARIANTS, len(variants))
         rows = owners[start:stop]
-        p = proba(variants[start:stop], [contexts[i] for i in rows])
+        p = variants_proba(variants[start:stop], [contexts[i] for i in rows])
         dropped[start:stop] = base[rows, predicted[rows]] - p[np.arange(stop - start), predicted[rows]]
     out, position = [], 0
     for text, ss in zip(texts, spans):

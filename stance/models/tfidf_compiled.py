@@ -282,7 +282,8 @@ class CompiledTfidf:
         if not hasattr(self, "_word_vocab"):
             self._word_vocab = dict(zip(self.word_terms, range(len(self.word_terms))))
         found: dict[int, list[tuple[int, int]]] = {}
-        tokens = [(m.group(), origin[m.start()], origin[m.end()]) for m in self._token.finditer(lowered)]
+        # an end offset maps back through the last character it covers, so it never comes before the start
+        tokens = [(m.group(), origin[m.start()], origin[m.end() - 1] + 1) for m in self._token.finditer(lowered)]
         low, high = self.settings["word_ngram_range"]
         for n in range(low, high + 1):
             for i in range(len(tokens) - n + 1):
@@ -303,7 +304,7 @@ class CompiledTfidf:
                     if column is not None:
                         first = base + max(i - 1, 0)
                         last = base + min(i + len(gram) - 1, size - 2)
-                        found.setdefault(offset + column, []).append((origin[first], origin[last]))
+                        found.setdefault(offset + column, []).append((origin[first], origin[last - 1] + 1))
                 if n >= size:
                     break
         return found
