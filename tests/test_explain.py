@@ -39,6 +39,13 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
+def shipped_baseline():
+    import stance
+
+    return stance.load("baseline")  # the shipped TF-IDF model, which reads contexts
+
+
+@pytest.fixture(scope="module")
 def contrast():
     rows = contrast_test_rows()
     return [r["text"] for r in rows], [r["context"] for r in rows]
@@ -144,7 +151,8 @@ def _log_odds_margin(proba_row, present):
 
 
 @pytest.mark.parametrize("with_context", [False, True])
-def test_tfidf_contributions_sum_to_the_logit_margin(shipped, with_context):
+def test_tfidf_contributions_sum_to_the_logit_margin(shipped_baseline, with_context):
+    shipped = shipped_baseline
     texts = SENTENCES + ["\u2014 \u2014", "Scanning. Scanning! scanning?"]
     contexts = ["Ministers defend the online safety bill"] * len(texts) if with_context else None
     proba = shipped.predict_proba(texts, contexts)
@@ -155,11 +163,13 @@ def test_tfidf_contributions_sum_to_the_logit_margin(shipped, with_context):
         assert total == pytest.approx(parts.margin, abs=1e-9)
         assert parts.margin == pytest.approx(_log_odds_margin(row, present), abs=1e-9)
         assert (parts.context != 0.0) == with_context
+        assert all(type(v) is float for v in (parts.margin, parts.intercept, parts.context, parts.unattributed))
         for start, end, _ in parts.spans:
             assert re.fullmatch(r"\w.*\w|\w", text[start:end])
     # a chunk with no word ("\u2014") cannot be given to any word of the sentence
     dash_only = shipped.contributions(["\u2014 \u2014"])[0]
-    assert dash_only.spans == [] or dash_only.unattributed != 0.0
+    assert dash_only.spans == []
+    assert (dash_only.unattributed != 0.0) == bool(shipped.compiled_.occurrences("\u2014 \u2014"))
 
 
 def test_tfidf_contributions_include_phrases_and_a_binary_model_sums_too(tiny_baseline):
@@ -177,8 +187,8 @@ def test_tfidf_contributions_include_phrases_and_a_binary_model_sums_too(tiny_ba
     assert any(" " in span for span in spans_seen)  # word bigrams are reported as phrases
 
 
-def test_tfidf_occurrences_match_the_counts(shipped):
-    compiled = shipped.compiled_
+def test_tfidf_occurrences_match_the_counts(shipped_baseline):
+    compiled = shipped_baseline.compiled_
     for text in SENTENCES + ["\u0130stanbul court ORDERS scanning"]:  # a lower case longer than its letter
         x_word, x_char = compiled.counts([text])
         counts = {int(j): v for j, v in zip(x_word.indices, x_word.data)}

@@ -81,7 +81,7 @@ def _attribute(text: str, occurrences: dict[int, list[tuple[int, int]]], parts: 
                 unattributed += share
             for target in targets:
                 totals[target] = totals.get(target, 0.0) + share / len(targets)
-    return [(s, e, w) for (s, e), w in sorted(totals.items())], unattributed
+    return [(s, e, float(w)) for (s, e), w in sorted(totals.items())], float(unattributed)
 
 
 class TfidfModel(StanceModel):
