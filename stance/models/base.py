@@ -2,8 +2,9 @@
 
 A model has ``classes_`` (always :data:`~stance.labels.LABELS`), ``fit(texts, labels, contexts=None)``,
 ``predict_proba(texts, contexts=None)`` returning an ``(n, 3)`` array in ``LABELS`` order,
-``predict(texts, contexts=None)`` returning label strings, ``save(directory)`` and
-``load(directory)``. Nothing in the evaluation, the API or the scripts branches on which family a
+``predict(texts, contexts=None)`` returning label strings, ``explain(texts, contexts=None, k=5)``
+returning the words that pushed each predicted label (:mod:`stance.models.explain`),
+``save(directory)`` and ``load(directory)``. Nothing in the evaluation, the API or the scripts branches on which family a
 model belongs to.
 
 ``contexts`` is one string per text (:func:`stance.context.sentence_contexts`: headline, list
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stance.labels import LABEL_TO_ID, LABELS, check_label
+from stance.models.explain import Attribution, check_explain_inputs, occlusion
 
 CONFIG_FILE = "config.json"
 
@@ -117,6 +119,42 @@ class StanceModel:
         """Most probable label per text (ties go to the earlier label in ``LABELS``)."""
         proba = self.predict_proba(texts, contexts)
         return [LABELS[i] for i in np.argmax(proba, axis=1)]
+
+    def explain(self, texts: Sequence[str], contexts: Sequence[str] | None = None, k: int = 5
+                ) -> list[list[tuple[str, float]]]:
+        """For each text, up to ``k`` ``(word or phrase, weight)`` pairs that pushed its predicted label most.
+
+        The label is the one :meth:`predict` gives. Spans are exact substrings of the text, largest
+        weight first; only positive weights (towards that label) are kept, so a list may be shorter
+        than ``k`` (or empty). The unit depends on the method (:meth:`explanation_unit`):
+        probability drop for occlusion, logit margin for the TF-IDF model. Same inputs, same output.
+        Raises ``ValueError`` for ``k < 1`` or an empty/whitespace-only text, ``TypeError`` as
+        :meth:`predict_proba` does. Offsets: :meth:`attributions`.
+        """
+        return [[(a.span, a.weight) for a in row] for row in self.attributions(texts, contexts, k)]
+
+    def attributions(self, texts: Sequence[str], contexts: Sequence[str] | None = None, k: int = 5
+                     ) -> list[list[Attribution]]:
+        """What :meth:`explain` returns, with each span's character offsets (:class:`Attribution`).
+
+        Default for every family: leave-one-word-out occlusion (:func:`stance.models.explain.occlusion`;
+        weight = drop in the predicted label's probability when the word is deleted; the first
+        :data:`~stance.models.explain.MAX_WORDS` words of a text are explained). Models with an
+        exact decomposition override this.
+        """
+        texts = check_texts(texts)
+        contexts = check_contexts(contexts, len(texts))
+        check_explain_inputs(texts, k)
+        return occlusion(self.predict_proba, texts, contexts, k, variants_proba=self._perturbed_proba)
+
+    def explanation_unit(self) -> str:
+        """The unit of :meth:`explain`'s weights, in words (for reports and column docs)."""
+        return "drop in the predicted label's probability when the word is deleted"
+
+    def _perturbed_proba(self, texts: list[str], contexts: list[str]) -> np.ndarray:
+        """``predict_proba`` for one-off texts made by explanations (a model with a per-text cache
+        overrides it so that the variants are not stored)."""
+        return self.predict_proba(texts, contexts)
 
     def save(self, directory: str | Path, **metadata: Any) -> Path:
         """Write weights and ``config.json`` (family, params, labels, versions, ``metadata``)."""

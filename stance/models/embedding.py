@@ -96,13 +96,16 @@ class _HeadOverEmbeddings(StanceModel):
     encoder: str = "minilm"
     use_context: bool = False
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], cache: bool | None = None) -> np.ndarray:
+        """``(n, dim)`` embeddings; ``cache=False`` never touches an embedding cache, ``None``
+        uses the model's own setting."""
         raise NotImplementedError
 
-    def _features(self, texts: list[str], contexts: Sequence[str] | None) -> np.ndarray:
+    def _features(self, texts: list[str], contexts: Sequence[str] | None, cache: bool | None = None) -> np.ndarray:
         """Sentence embeddings, followed by the context's embeddings (zeros for an empty context)
-        when ``use_context``: ``(n, dim)`` or ``(n, 2 * dim)``."""
-        vectors = self._embed(texts)
+        when ``use_context``: ``(n, dim)`` or ``(n, 2 * dim)``. ``cache=False`` applies to the
+        sentences only: contexts are real text, worth keeping."""
+        vectors = self._embed(texts, cache)
         if not self.use_context:
             return vectors
         contexts = check_contexts(contexts, len(texts))
@@ -111,6 +114,13 @@ class _HeadOverEmbeddings(StanceModel):
         if with_context:
             context_vectors[with_context] = self._embed([contexts[i] for i in with_context])
         return np.hstack([vectors, context_vectors])
+
+    def _perturbed_proba(self, texts: list[str], contexts: list[str]) -> np.ndarray:
+        """Probabilities of explanation variants, embedded without the on-disk cache: one-off
+        texts would otherwise add a cache file per deleted word."""
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        return self.head_.predict_proba(self._features(texts, contexts, cache=False))
 
     def _fit_head(self, texts: list[str], y: np.ndarray, contexts: Sequence[str] | None = None) -> None:
         self.head_ = LogisticHead.fit(self._features(texts, contexts), y, self.C, self.seed)
@@ -143,8 +153,9 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
         self.encoder = encoder
         self.use_context = use_context
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        return encoder.encode(texts, self.batch_size, cache=self.cache, name=self.encoder, threads=self.threads)
+    def _embed(self, texts: list[str], cache: bool | None = None) -> np.ndarray:
+        cache = self.cache if cache is None else cache and self.cache
+        return encoder.encode(texts, self.batch_size, cache=cache, name=self.encoder, threads=self.threads)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> EmbeddingLogRegModel:
@@ -241,7 +252,7 @@ class SetFitModel(_HeadOverEmbeddings):
                        learning_rate=self.learning_rate, rng=rng, shuffle_first_epoch=False, name="setfit",
                        unit="pairs")
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], cache: bool | None = None) -> np.ndarray:
         return encoder.embed_with(self.encoder_, self.tokenizer_, texts, max_length=self.max_length,
                                   threads=self.threads)
 

@@ -63,10 +63,18 @@ class EnsembleModel(StanceModel):
         texts = check_texts(texts)
         if not texts:
             return np.zeros((0, len(LABELS)))
+        return self._vote(texts, contexts, perturbed=False)
+
+    def _perturbed_proba(self, texts: list[str], contexts: list[str]) -> np.ndarray:
+        """The same vote over the members' own ``_perturbed_proba`` (no member caches the variants)."""
+        return self._vote(texts, contexts, perturbed=True)
+
+    def _vote(self, texts: list[str], contexts: Sequence[str] | None, perturbed: bool) -> np.ndarray:
         weights = np.asarray(self.weights if self.weights is not None else [1.0] * len(self.models_), dtype=float)
         for model in self.models_:  # the ensemble's runtime thread count holds for its members
             model.threads = self.threads
-        stacked = np.stack([model.predict_proba(texts, contexts) for model in self.models_])
+        stacked = np.stack([model._perturbed_proba(texts, contexts) if perturbed else model.predict_proba(texts, contexts)
+                            for model in self.models_])
         return np.tensordot(weights / weights.sum(), stacked, axes=1)
 
     def _save(self, folder: Path) -> None:

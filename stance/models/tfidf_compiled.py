@@ -264,6 +264,51 @@ class CompiledTfidf:
             out.append(counts)
         return out[0], out[1]
 
+    def occurrences(self, text: str) -> dict[int, list[tuple[int, int]]]:
+        """Where each in-vocabulary n-gram of ``text`` occurs: column -> ``(start, end)`` offsets in ``text``.
+
+        Columns are coefficient columns (word terms first, then char terms, as :attr:`coef`). A
+        word unigram's offsets are its token's, a bigram's run from its first token's start to its
+        second's end; a char_wb n-gram's are the characters of its whitespace-separated word that
+        it covers (the padding spaces are no characters of the text). Each column lists exactly as
+        many occurrences as :meth:`counts` counts for it.
+        """
+        lowered = text.lower()
+        if len(lowered) == len(text):
+            origin = range(len(text) + 1)
+        else:  # a character whose lower case is longer (e.g. "İ"): map each piece back to its source
+            lowered = "".join(c.lower() for c in text)
+            origin = [i for i, c in enumerate(text) for _ in c.lower()] + [len(text)]
+        if not hasattr(self, "_word_vocab"):
+            self._word_vocab = dict(zip(self.word_terms, range(len(self.word_terms))))
+        found: dict[int, list[tuple[int, int]]] = {}
+        # an end offset maps back through the last character it covers, so it never comes before the start
+        tokens = [(m.group(), origin[m.start()], origin[m.end() - 1] + 1) for m in self._token.finditer(lowered)]
+        low, high = self.settings["word_ngram_range"]
+        for n in range(low, high + 1):
+            for i in range(len(tokens) - n + 1):
+                column = self._word_vocab.get(" ".join(t[0] for t in tokens[i : i + n]))
+                if column is not None:
+                    found.setdefault(column, []).append((tokens[i][1], tokens[i + n - 1][2]))
+        offset = len(self.word_terms)
+        low, high = self.settings["char_ngram_range"]
+        for chunk in re.finditer(r"\S+", lowered):
+            padded, base = " " + chunk.group() + " ", chunk.start()
+            size = len(padded)
+            for n in range(low, high + 1):
+                # the same n-grams, in the same cases, as char_wb_ngrams
+                starts = [0] if n >= size else range(size - n + 1)
+                for i in starts:
+                    gram = padded if n >= size else padded[i : i + n]
+                    column = self._char_vocab.get(gram)
+                    if column is not None:
+                        first = base + max(i - 1, 0)
+                        last = base + min(i + len(gram) - 1, size - 2)
+                        found.setdefault(offset + column, []).append((origin[first], origin[last - 1] + 1))
+                if n >= size:
+                    break
+        return found
+
     # ------------------------------------------------------------ prediction
 
     def decision_function(self, texts: list[str]) -> np.ndarray:
