@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,13 @@ class Prediction:
     scores: dict[str, float]
     model: str
     error: str | None = None
+    explanation: list[tuple[str, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "scores": dict(self.scores), "model": self.model, "error": self.error}
+        out = {"label": self.label, "scores": dict(self.scores), "model": self.model, "error": self.error}
+        if self.explanation is not None:
+            out["explanation"] = [{"span": span, "weight": weight} for span, weight in self.explanation]
+        return out
 
 
 def default_model_name() -> str:
@@ -66,10 +70,10 @@ def model_label(name_or_path: str | Path | None) -> str:
     return store.resolve(name_or_path).name
 
 
-def kernel(model: str | Path | None = None, batch_size: int = 256) -> Kernel:
+def kernel(model: str | Path | None = None, batch_size: int = 256, explain: int = 0) -> Kernel:
     """The scoring kernel (:class:`stance.scoring.kernel.Kernel`) for a model name or folder."""
     loaded, ref = store.load(model)
-    return Kernel(loaded, ref.name, ref.sha256, batch_size)
+    return Kernel(loaded, ref.name, ref.sha256, batch_size, explain=explain)
 
 
 def _check_text(text: object, position: int | None) -> str:
@@ -82,7 +86,8 @@ def _check_text(text: object, position: int | None) -> str:
 
 
 def predict_texts(
-    texts: list[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False
+    texts: list[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False,
+    explain: int = 0,
 ) -> list[Prediction]:
     """Predict a list; ``errors="mark"`` turns bad items into error predictions instead of raising.
 
@@ -123,11 +128,17 @@ def predict_texts(
         else:
             scores = {label: float(p) for label, p in zip(LABELS, rows[position])}
             out.append(Prediction(LABELS[int(np.argmax(rows[position]))], scores, name))
+    if explain:
+        scored = [i for i, p in enumerate(out) if p.error is None]
+        found = loaded.explain([texts[i] for i in scored], k=explain) if scored else []
+        for i, pairs in zip(scored, found):
+            out[i] = replace(out[i], explanation=[(span, float(weight)) for span, weight in pairs])
     return out
 
 
 def predict(
-    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False
+    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False,
+    explain: int = 0,
 ) -> Prediction | list[Prediction]:
     """Stance of one text (a ``str`` -> one :class:`Prediction`) or of many (-> a list, same order).
 
@@ -137,12 +148,15 @@ def predict(
     for a missing model. With ``errors="mark"``, bad items in a list become predictions with
     ``error`` set instead. Long text is never truncated: the transformer scores it in chunks.
     ``quantize=True`` uses the int8 copy of a transformer model (see :func:`load`).
+    ``explain=k`` (k > 0) sets each prediction's ``explanation``: up to k ``(word or phrase,
+    weight)`` pairs that pushed its label, largest first (see :func:`score_article` for the unit
+    and cost).
     """
     if isinstance(text, str):
-        return predict_texts([_check_text(text, None)], model, quantize=quantize)[0]
+        return predict_texts([_check_text(text, None)], model, quantize=quantize, explain=explain)[0]
     if text is None or not isinstance(text, Iterable):
         raise TypeError(f"predict() needs a str or an iterable of str, got {type(text).__name__}")
-    return predict_texts(list(text), model, errors, quantize)
+    return predict_texts(list(text), model, errors, quantize, explain)
 
 
 class ArticleError(ValueError):
@@ -165,7 +179,8 @@ def article_score(scored: ScoredArticle, kernel: Kernel) -> ArticleScore:
     rows = kernel.sentence_rows(scored)
     sentences = [
         {"index": row["sentence_index"], "start": row["start"], "end": row["end"], "text": row["text"],
-         "label": row["label"], "scores": {label: row[f"p_{label}"] for label in LABELS}}
+         "label": row["label"], "scores": {label: row[f"p_{label}"] for label in LABELS},
+         **({"explanation": row["explanation"]} if "explanation" in row else {})}
         for row in rows
     ]
     summary = {k: v for k, v in kernel.article_row(scored, rows).items()
@@ -173,7 +188,7 @@ def article_score(scored: ScoredArticle, kernel: Kernel) -> ArticleScore:
     return ArticleScore(sentences, summary)
 
 
-def score_article(text: str, model: str | Path | None = None) -> ArticleScore:
+def score_article(text: str, model: str | Path | None = None, explain: int = 0) -> ArticleScore:
     """Split an article into sentences (the dataset's segmenter), predict each, summarise.
 
     Runs the one scoring kernel (:mod:`stance.scoring.kernel`) that ``stance score`` runs, on
@@ -187,12 +202,16 @@ def score_article(text: str, model: str | Path | None = None) -> ArticleScore:
     :func:`stance.aggregate.summarise`), ``net_stance`` (alias of ``balance``, 0.0 when no
     sentence takes a side), ``top_pro-encryption`` / ``top_pro-scanning`` (the three most
     confident sentences of each side), and the model's name and sha256.
+    ``explain=k`` (k > 0) adds to every sentence its ``explanation``: up to k words or phrases that
+    pushed its label, ``{span, weight, start, end}`` (offsets in the sentence; the weight's unit is
+    ``stance.load(model).explanation_unit()``: exact logit-margin shares for the TF-IDF model,
+    leave-one-word-out occlusion, about one extra prediction per word, for the others).
     Raises ``TypeError`` for a non-string, ``ValueError`` for empty text, and
     :class:`ArticleError` (a ``ValueError``) with the error row's reason when scoring fails.
     """
     _check_text(text, None)
     cleaned, warnings = clean_text(text)
-    scoring = kernel(model)
+    scoring = kernel(model, explain=explain)
     scored = scoring.score([Article("<text>", "<text>", cleaned, warnings="; ".join(warnings) or None)])[0]
     if scored.error is not None:
         raise ArticleError(scored.error)

@@ -41,6 +41,7 @@ def _root(
     """Stance of sentences in the encryption vs. scanning debate."""
 
 
+ExplainOption = typer.Option(0, "--explain", min=0, help="Add the K words or phrases that pushed each label (0: off; the transformer costs about one extra prediction per word).")
 ModelOption = typer.Option(None, "--model", "-m", help="baseline, transformer, or a saved-model folder (default: the best model).")
 
 
@@ -49,6 +50,7 @@ def predict(
     texts: list[str] = typer.Argument(None, help="Sentences to classify; none (or '-') reads one per line from stdin."),
     model: str = ModelOption,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    explain: int = ExplainOption,
 ) -> None:
     """Classify sentences.
 
@@ -58,14 +60,16 @@ def predict(
 
     if not texts or texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    results = predict_texts(list(texts), model, errors="mark")
+    results = predict_texts(list(texts), model, errors="mark", explain=explain)
     for text, result in zip(texts, results):
         if as_json:
             typer.echo(json.dumps({"text": text, **result.to_dict()}, ensure_ascii=False))
         elif result.error:
             typer.echo(f"ERROR\t{result.error}\t{text}")
         else:
-            typer.echo(f"{result.label}\t{result.scores[result.label]:.3f}\t{text}")
+            why = "" if result.explanation is None else "\t" + ", ".join(
+                f"{span} ({weight:.2f})" for span, weight in result.explanation)
+            typer.echo(f"{result.label}\t{result.scores[result.label]:.3f}\t{text}{why}")
     if any(r.error for r in results):
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -105,6 +109,7 @@ def score(
     folder_glob: str = typer.Option(None, "--glob", help="Which files of a folder are articles (default: .txt .md .markdown .text .jsonl .ndjson .csv .parquet)."),
     engine: Engine = typer.Option(Engine.local, help="local (one process) or ray (Ray Data)."),
     batch_size: int = typer.Option(256, min=1, help="Sentences per prediction call."),
+    explain: int = ExplainOption,
     actors: int = typer.Option(1, min=1, help="Ray: number of model actors."),
     address: str = typer.Option(None, help="Ray: cluster address (default: $RAY_ADDRESS or a local instance)."),
 ) -> None:
@@ -125,7 +130,7 @@ def score(
     fields = [f.strip() for f in keep_fields.split(",") if f.strip()]
     options = dict(model=model, fmt=fmt.value, text_field=text_field, id_field=id_field, force=force,
                    batch_size=batch_size, stdin_format=stdin_format.value, excel=excel, keep_fields=fields,
-                   folder_glob=folder_glob, on_error=errors.append)
+                   folder_glob=folder_glob, on_error=errors.append, explain=explain)
     files = expand_inputs(inputs, folder_glob)
     # one article per text file: the total is known unless a table (many articles per file) is read
     total = None if any(p == "-" or Path(p).suffix.lower() in TABLE_SUFFIXES for p, _ in files) else len(files)
@@ -156,6 +161,7 @@ def report(
     out: Path = typer.Option(None, "--out", "-o", help="HTML file (default: <article>.html; report.html for stdin)."),
     model: str = ModelOption,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing report."),
+    explain: int = typer.Option(3, "--explain", min=0, help="Words or phrases per sentence shown as why it got its label (0: none)."),
 ) -> None:
     """Write a self-contained HTML page with every sentence highlighted by its label.
 
@@ -175,14 +181,15 @@ def report(
         reason = read[0].error if len(read) == 1 else f"{len(read)} articles (report takes one text file)"
         typer.echo(f"error: cannot report on {article}: {reason}", err=True)
         raise typer.Exit(2)
-    scoring = kernel(model)
+    scoring = kernel(model, explain=explain)
     scored = scoring.score(read)[0]
     if scored.error is not None:
         typer.echo(f"error: cannot score {article}: {ArticleError(scored.error)}", err=True)
         raise typer.Exit(1)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        page = render_report(read[0].text, article_score(scored, scoring), title=Path(article).name)
+        page = render_report(read[0].text, article_score(scored, scoring), title=Path(article).name,
+                             explanation_unit=scoring.model.explanation_unit())
         target.write_text(page, encoding="utf-8")
     except OSError as problem:
         typer.echo(f"error: cannot write {target}: {problem.strerror or problem}", err=True)

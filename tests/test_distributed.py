@@ -277,3 +277,17 @@ def test_the_model_travels_from_the_driver(tmp_path, model, monkeypatch):
     rows = read_jsonl(tmp_path / "ray" / "articles.jsonl")
     assert {r["model"] for r in rows} == {"driver-only"}
     assert {r["model_sha256"] for r in rows} == {folder_sha256(store / "driver-only")}
+
+
+def test_explanations_are_equal_in_both_engines(tmp_path, model):
+    from stance.scoring.distributed import score_files
+
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", seed_records()[:2])
+    counts = score_files([seeds], tmp_path / "ray", model=model, explain=3, fmt="parquet")
+    expected = single_process([seeds], model, tmp_path / "local", explain=3, fmt="parquet")
+    assert counts == expected
+    import pyarrow.parquet as pq
+
+    ray_rows = pq.read_table(tmp_path / "ray" / "sentences.parquet").to_pylist()
+    assert ray_rows == pq.read_table(tmp_path / "local" / "sentences.parquet").to_pylist()
+    assert sum(bool(row["explanation"]) for row in ray_rows) > len(ray_rows) / 4

@@ -34,4 +34,6 @@ def test_report_renders_highlighted_sentences_in_chromium(tiny_baseline, tmp_pat
     assert 'id="legend"' in dom and "Hover a sentence" in dom and dom.count('class="cell"') == 3
     for name in ("stance-index", "engagement", "balance", "article-label", "top-pro-encryption", "top-pro-scanning"):
         assert f'id="{name}"' in dom
+    # explanations: underlined words inside the sentences, explained in the legend
+    assert dom.count('<mark class="why"') >= 3 and 'id="why-note"' in dom
     assert "Privacy &lt;b&gt;matters&lt;/b&gt; &amp; so does security." in dom  # escaped, not rendered as markup

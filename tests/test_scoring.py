@@ -338,3 +338,28 @@ def test_the_first_error_reasons_are_printed_at_the_end(tiny_baseline, tmp_path)
     assert "8 articles, 2 sentences, 7 errors" in result.output
     assert f"{tmp_path / 'in.jsonl'} [bad0]: row 1: no text in field 'text'" in result.output
     assert "bad4" in result.output and "bad5" not in result.output and "... and 2 more" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_explanations_reach_the_sentence_rows(tiny_baseline, tmp_path, fmt):
+    text = "End-to-end encryption must be protected from scanning.\nThe vote is on Tuesday."
+    (tmp_path / "a.txt").write_text(text, encoding="utf-8")
+    _, sentences, _ = run([tmp_path / "a.txt"], tmp_path / "out", tiny_baseline, fmt=fmt, explain=2)
+    assert list(sentences[0])[-1] == "explanation"
+    lengths = []
+    for row in sentences:
+        found = json.loads(row["explanation"]) if fmt == "csv" else row["explanation"]
+        lengths.append(len(found))  # only words that push towards the label: a neutral line may have none
+        assert all(row["text"][a["start"]: a["end"]] == a["span"] and a["weight"] > 0 for a in found)
+    assert lengths[0] == 2 and max(lengths) <= 2
+    plain = score_article(text, model=tiny_baseline, explain=2)
+    assert [a["span"] for a in plain.sentences[0]["explanation"]] == \
+        [a["span"] for a in (json.loads(sentences[0]["explanation"]) if fmt == "csv" else sentences[0]["explanation"])]
+
+
+def test_cli_predict_explains(tiny_baseline):
+    sentence = "End-to-end encryption must be protected from scanning."
+    result = runner.invoke(app, ["predict", "--model", str(tiny_baseline), "--explain", "2", "--json", sentence])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)
+    assert len(row["explanation"]) == 2 and all(a["span"] in sentence and a["weight"] > 0 for a in row["explanation"])

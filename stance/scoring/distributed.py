@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from stance.scoring.kernel import ARTICLE_COLUMNS, SENTENCE_COLUMNS, Kernel, meta_columns
+from stance.scoring.kernel import ARTICLE_COLUMNS, EXPLANATION, SENTENCE_COLUMNS, Kernel, meta_columns
 from stance.scoring.readers import Article, read_articles, record_article
 from stance.scoring.writers import RowWriter, arrow_type, check_outputs, mark_scores
 
@@ -52,10 +52,10 @@ META = "_meta"  # an article's metadata fields, as JSON text
 _INPUT_COLUMNS = [SEQ, "source", "doc_id", "text", "error", "warnings", META]
 
 
-def _row_columns(keep_fields: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """(sentence columns, article columns, the union in one table) for these kept fields."""
+def _row_columns(keep_fields: Sequence[str], explain: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(sentence columns, article columns, the union in one table) for these kept fields and explanations."""
     meta = meta_columns(keep_fields)
-    sentences, articles = [*SENTENCE_COLUMNS, *meta], [*ARTICLE_COLUMNS, *meta]
+    sentences, articles = [*SENTENCE_COLUMNS, *([EXPLANATION] if explain else []), *meta], [*ARTICLE_COLUMNS, *meta]
     return sentences, articles, [*sentences, *[c for c in articles if c not in sentences]]
 
 
@@ -162,13 +162,13 @@ def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
 class _Scorer:
     """Ray Data callable class: one model per actor; a batch of articles -> their sentence and article rows."""
 
-    def __init__(self, payload: Any, batch_size: int, keep_fields: Sequence[str] = ()) -> None:
+    def __init__(self, payload: Any, batch_size: int, keep_fields: Sequence[str] = (), explain: int = 0) -> None:
         ray = _ray()
         if isinstance(payload, ray.ObjectRef):
             payload = ray.get(payload)
         model, name, sha256 = load_payload(payload)
-        self.kernel = Kernel(model, name, sha256, max(1, int(batch_size)), keep_fields)
-        self.schema = _schema([SEQ, KIND, *_row_columns(keep_fields)[2]])
+        self.kernel = Kernel(model, name, sha256, max(1, int(batch_size)), keep_fields, explain)
+        self.schema = _schema([SEQ, KIND, *_row_columns(keep_fields, explain)[2]])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         import pyarrow as pa
@@ -208,14 +208,14 @@ def _model_ref(model: str | Path | None) -> ModelRef:
 
 def _score_articles(articles: ray.data.Dataset, ref: ModelRef, batch_size: int, actors: int,
                     articles_per_batch: int, runtime_env: dict[str, Any] | None,
-                    keep_fields: Sequence[str]) -> ray.data.Dataset:
+                    keep_fields: Sequence[str], explain: int) -> ray.data.Dataset:
     """Article rows (columns ``_INPUT_COLUMNS``, in order, already in blocks of ``articles_per_batch``
     rows and materialised) -> sentence and article rows, in order."""
     ray = _ray()
     payload = ray.put(model_payload(ref))
     return articles.map_batches(
         _Scorer,
-        fn_constructor_args=(payload, batch_size, list(keep_fields)),
+        fn_constructor_args=(payload, batch_size, list(keep_fields), explain),
         batch_size=articles_per_batch,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -242,6 +242,7 @@ def score_dataset(
     articles_per_batch: int = ARTICLES_PER_BATCH,
     runtime_env: dict[str, Any] | None = None,
     keep_fields: Sequence[str] = (),
+    explain: int = 0,
 ) -> tuple[ray.data.MaterializedDataset, ray.data.MaterializedDataset]:
     """Score a Ray Dataset of article rows; returns ``(sentence_rows, article_rows)`` datasets.
 
@@ -263,7 +264,7 @@ def score_dataset(
     ray = _ray()
     _check_sizes(batch_size, actors, articles_per_batch)
     ref = _model_ref(model)
-    sentence_columns, article_columns, _ = _row_columns(keep_fields)
+    sentence_columns, article_columns, _ = _row_columns(keep_fields, explain)
     key = "_stance"
     options = ds.context.execution_options
     preserve_order = options.preserve_order
@@ -285,7 +286,7 @@ def score_dataset(
         # read and number everything before the actors take the CPUs (see the module docstring)
         articles = articles.repartition(target_num_rows_per_block=articles_per_batch).materialize()
         scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env,
-                                 keep_fields).materialize()
+                                 keep_fields, explain).materialize()
         sentences = scored.map_batches(_select, batch_format="pyarrow", fn_args=(False, sentence_columns))
         summaries = scored.map_batches(_select, batch_format="pyarrow", fn_args=(True, article_columns))
         return sentences.materialize(), summaries.materialize()
@@ -338,6 +339,7 @@ def score_files(
     keep_fields: Sequence[str] = (),
     folder_glob: str | None = None,
     on_error: Callable[[dict[str, Any]], None] | None = None,
+    explain: int = 0,
     actors: int = 1,
     address: str | None = None,
     runtime_env: dict[str, Any] | None = None,
@@ -367,14 +369,15 @@ def score_files(
         counts = {"articles": 0, "sentences": 0, "errors": 0}
         out_dir.mkdir(parents=True, exist_ok=True)
         mark_scores(out_dir)
-        sentence_columns, article_columns, _ = _row_columns(keep_fields)
+        sentence_columns, article_columns, _ = _row_columns(keep_fields, explain)
         with RowWriter(sentences_path, sentence_columns, fmt, excel) as sentence_out, \
                 RowWriter(articles_path, article_columns, fmt, excel) as article_out:
             refs = [ray.put(table) for table in _article_tables(articles_in, articles_per_batch)]
             if not refs:
                 return counts
             articles = _ordered(ray.data.from_arrow_refs(refs))
-            scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env, keep_fields)
+            scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env, keep_fields,
+                                     explain)
             last = -1
             for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
                 if not table.num_rows:

@@ -35,6 +35,7 @@ ARTICLE_COLUMNS = ["source", "doc_id", "n_sentences", *[f"n_{label}" for label i
                    "stance_index", "stance_index_ci_low", "stance_index_ci_high", "article_label", "net_stance",
                    *[f"top_{side}" for side in SIDES], "model", "model_sha256", "warnings", "error"]
 TOP_K = 3  # the most confident sentences of each side in an article row
+EXPLANATION = "explanation"  # sentence column with explanations on: [{span, weight, start, end}]
 
 
 def meta_columns(keep_fields: Sequence[str]) -> list[str]:
@@ -59,6 +60,7 @@ class ScoredArticle:
     proba: np.ndarray = field(default_factory=lambda: np.zeros((0, len(LABELS))))
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    explanations: list[list[Any]] | None = None
 
 
 class Kernel:
@@ -67,17 +69,23 @@ class Kernel:
     ``model``: anything with the model contract's ``predict_proba(texts, contexts)``;
     ``name`` and ``sha256`` label every row; ``batch_size``: sentences per prediction call (>= 1);
     ``keep_fields``: input metadata fields (``Article.meta``) copied to both row kinds, under the
-    names of :func:`meta_columns`.
+    names of :func:`meta_columns`. ``explain``: with k > 0, every sentence row gets an
+    ``explanation`` column: the model's ``attributions`` (up to k words or phrases that pushed the
+    label, ``{span, weight, start, end}`` with offsets in the sentence's text, weight in the unit of
+    the model's ``explanation_unit()``); occlusion costs about one prediction per word.
     """
 
     def __init__(self, model: Any, name: str, sha256: str, batch_size: int = 256,
-                 keep_fields: Sequence[str] = ()) -> None:
+                 keep_fields: Sequence[str] = (), explain: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if explain < 0:
+            raise ValueError(f"explain must be 0 (off) or a number of words, got {explain}")
         self.model, self.name, self.sha256, self.batch_size = model, name, sha256, batch_size
+        self.explain = explain
         self.keep_fields = list(keep_fields)
         self.meta_names = meta_columns(self.keep_fields)
-        self.sentence_columns = [*SENTENCE_COLUMNS, *self.meta_names]
+        self.sentence_columns = [*SENTENCE_COLUMNS, *([EXPLANATION] if explain else []), *self.meta_names]
         self.article_columns = [*ARTICLE_COLUMNS, *self.meta_names]
 
     def _meta(self, article: Article) -> dict[str, Any]:
@@ -133,12 +141,18 @@ class Kernel:
             for scored, _ in live:
                 scored.proba = proba[offset: offset + len(scored.sentences)]
                 offset += len(scored.sentences)
-        for scored, _ in prepared:
+        for scored, contexts in prepared:
             if scored.error is None:
                 try:
                     scored.summary = summarise(scored.proba)
                 except Exception as problem:
                     scored.error, scored.sentences = f"summary failed: {one_line(problem)}", []
+            if scored.error is None and self.explain:
+                try:
+                    scored.explanations = self.model.attributions([s.text for s in scored.sentences], contexts,
+                                                                  self.explain)
+                except Exception as problem:
+                    scored.error, scored.sentences = f"explanation failed: {one_line(problem)}", []
         return [scored for scored, _ in prepared]
 
     # -- rows
@@ -151,11 +165,16 @@ class Kernel:
         # whole-array argmax/tolist: per-element NumPy access cost as much as predicting
         labels = [LABELS[i] for i in scored.proba.argmax(1).tolist()] if len(scored.proba) else []
         meta = self._meta(article)
-        return [
+        rows = [
             {**dict(zip(SENTENCE_COLUMNS, (article.source, article.doc_id, i, s.start, s.end, s.text, label, *p,
                                            self.name, self.sha256, None))), **meta}
             for i, (s, label, p) in enumerate(zip(scored.sentences, labels, scored.proba.tolist()))
         ]
+        if self.explain:
+            for row, found in zip(rows, scored.explanations or [[] for _ in rows]):
+                row[EXPLANATION] = [{"span": a.span, "weight": float(a.weight), "start": a.start, "end": a.end}
+                                    for a in found]
+        return rows
 
     def article_row(self, scored: ScoredArticle, sentence_rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The article's row, keys in ``article_columns`` order; counts 0 and the rest empty for an error.

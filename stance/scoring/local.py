@@ -87,13 +87,15 @@ def score_files(
     keep_fields: Sequence[str] = (),
     folder_glob: str | None = None,
     on_error: Callable[[dict[str, Any]], None] | None = None,
+    explain: int = 0,
 ) -> dict[str, int]:
     """Score files, folders, globs, JSONL/CSV/Parquet tables and ``-`` (stdin) in this process.
 
     The arguments and rows are those of the Ray engine's ``score_files``. ``keep_fields``: fields
     of table inputs carried to both row kinds (as text; see :func:`stance.scoring.kernel.meta_columns`);
     ``excel``: CSV for spreadsheets (:class:`stance.scoring.writers.RowWriter`); ``folder_glob``:
-    which files of a folder are articles (default: known suffixes). Raises
+    which files of a folder are articles (default: known suffixes); ``explain``: k > 0 adds each
+    sentence's top-k explanation (:class:`~stance.scoring.kernel.Kernel`). Raises
     :class:`~stance.models.ModelNotFoundError` for a missing model and ``FileExistsError``
     for an existing output, before anything is read.
     """
@@ -101,6 +103,6 @@ def score_files(
 
     check_outputs(Path(out_dir), fmt, force)
     loaded, ref = load(model)
-    kernel = Kernel(loaded, ref.name, ref.sha256, batch_size, keep_fields)
+    kernel = Kernel(loaded, ref.name, ref.sha256, batch_size, keep_fields, explain)
     articles = read_articles(inputs, text_field, id_field, stdin_format, stdin, folder_glob)
     return write_scores(articles, kernel, out_dir, fmt, force, progress, articles_per_batch, excel, on_error)

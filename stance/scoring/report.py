@@ -45,12 +45,28 @@ def headline(score: ArticleScore, fallback: str) -> str:
     return first if len(first) <= HEADLINE_MAX else first[: HEADLINE_MAX - 1].rstrip() + "…"
 
 
-def render_report(text: str, score: ArticleScore, title: str = "stance report") -> str:
+def _marked(sentence: dict[str, Any]) -> str:
+    """The sentence's escaped text with its explained spans in ``<mark class="why">`` (overlaps skipped)."""
+    text, cursor, out = sentence["text"], 0, []
+    for item in sorted(sentence.get("explanation") or [], key=lambda a: a["start"]):
+        if item["start"] < cursor:
+            continue
+        out.append(html.escape(text[cursor: item["start"]]))
+        out.append(f'<mark class="why" title="weight {item["weight"]:.2f}">{html.escape(text[item["start"]: item["end"]])}</mark>')
+        cursor = item["end"]
+    out.append(html.escape(text[cursor:]))
+    return "".join(out)
+
+
+def render_report(text: str, score: ArticleScore, title: str = "stance report", explanation_unit: str | None = None) -> str:
     """HTML for ``text`` with every sentence in a ``<span class="sentence label-..." id="s<index>">``.
 
     ``title`` (e.g. the file name) is shown under the headline. Highlight strength follows the
-    predicted label's probability (alpha 0.15 + 0.6 p). Text between sentences (line breaks,
-    spaces) is kept, so the article reads as written. All text is HTML-escaped.
+    predicted label's probability (alpha 0.15 + 0.6 p). Sentences that carry an ``explanation``
+    (``score_article(..., explain=k)``) have those words underlined (``<mark class="why">``) and
+    listed in the hover text; ``explanation_unit`` says what their weights measure. Text between
+    sentences (line breaks, spaces) is kept, so the article reads as written. All text is
+    HTML-escaped.
     """
     parts: list[str] = []
     cursor = 0
@@ -58,10 +74,12 @@ def render_report(text: str, score: ArticleScore, title: str = "stance report") 
         parts.append(html.escape(text[cursor: sentence["start"]]))
         label, p = sentence["label"], sentence["scores"][sentence["label"]]
         tooltip = ", ".join(f"{name} {sentence['scores'][name]:.2f}" for name in LABELS)
+        if sentence.get("explanation"):
+            tooltip += "; why: " + ", ".join(f"{a['span']} ({a['weight']:.2f})" for a in sentence["explanation"])
         parts.append(
             f'<span class="sentence label-{label}" id="s{sentence["index"]}" data-label="{label}" '
             f'data-p="{p:.3f}" title="{html.escape(tooltip)}" style="background: {_colour(label, p)}">'
-            f"{html.escape(sentence['text'])}</span>"
+            f"{_marked(sentence)}</span>"
         )
         cursor = sentence["end"]
     parts.append(html.escape(text[cursor:]))
@@ -87,6 +105,9 @@ def render_report(text: str, score: ArticleScore, title: str = "stance report") 
         for side in SIDES
     )
     heading = headline(score, title)
+    explained = any(s.get("explanation") for s in score.sentences)
+    why_note = (f" <span id='why-note'>Underlined words pushed a sentence towards its label (hover for their weight: "
+                f"{html.escape(explanation_unit or 'the model explanation weight')}).</span>") if explained else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
 <style>
@@ -96,7 +117,7 @@ body {{ font-family: Georgia, serif; max-width: 52rem; margin: 2rem auto; line-h
 .swatch {{ display: inline-block; width: .8rem; height: .8rem; margin-right: .4rem; }}
 #legend ul {{ list-style: none; padding: 0; display: flex; gap: 1.2rem; }}
 #strip {{ display: flex; height: 1.2rem; border: 1px solid #ccc; }} #strip .cell {{ flex: 1; }}
-.ci {{ color: #666; font-size: .9em; }} .subtitle {{ color: #666; }}
+.ci {{ color: #666; font-size: .9em; }} mark.why {{ background: none; text-decoration: underline 2px; }} .subtitle {{ color: #666; }}
 #article {{ white-space: pre-wrap; }} .sentence {{ border-radius: 3px; }}
 </style></head>
 <body>
@@ -114,7 +135,7 @@ balanced debate). Engagement <strong id="engagement">{_number(summary.get('engag
 <table><tr><th>label</th><th>sentences</th><th>share</th><th>mean p</th></tr>{rows}</table>
 <div id="legend"><ul>{legend}</ul>
 <p class="ci">Highlight strength follows the probability of the sentence's label. Hover a sentence to see its three
-probabilities; the strip below shows the stance sentence by sentence along the article (click a cell to jump).</p></div>
+probabilities; the strip below shows the stance sentence by sentence along the article (click a cell to jump).{why_note}</p></div>
 <div id="strip">{strip}</div>
 {tops}
 </section>

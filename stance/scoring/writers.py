@@ -39,6 +39,9 @@ def arrow_type(column: str) -> Any:
         return pa.float64()
     if column in LIST_COLUMNS:
         return pa.list_(pa.struct([("index", pa.int64()), ("text", pa.string()), ("p", pa.float64())]))
+    if column == "explanation":
+        return pa.list_(pa.struct([("span", pa.string()), ("weight", pa.float64()), ("start", pa.int64()),
+                                   ("end", pa.int64())]))
     return pa.string()
 
 
