@@ -11,13 +11,20 @@ from stance.scoring.local import score_files
 MARK = "<!-- {name}:{edge} -->"
 
 
+def _signed(value) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
 def seed_summary_table(articles_path) -> str:
     rows = [json.loads(line) for line in articles_path.read_text().splitlines()]
-    head = "| article | sentences | " + " | ".join(f"{label} (share)" for label in LABELS) + " | net stance | model |"
-    lines = [head, "|---|---|" + "---|" * len(LABELS) + "---|---|"]
+    head = ("| article | sentences | " + " | ".join(f"{label} (share)" for label in LABELS)
+            + " | engagement | balance | stance index [95 % CI] | article label | model |")
+    lines = [head, "|---|---|" + "---|" * len(LABELS) + "---|---|---|---|---|"]
     for r in rows:
         cells = " | ".join(f"{r[f'n_{label}']} ({r[f'share_{label}']:.0%})" for label in LABELS)
-        lines.append(f"| {r['doc_id']} | {r['n_sentences']} | {cells} | {r['net_stance']:+.2f} | {r['model']} |")
+        index = f"{_signed(r['stance_index'])} [{_signed(r['stance_index_ci_low'])}, {_signed(r['stance_index_ci_high'])}]"
+        lines.append(f"| {r['doc_id']} | {r['n_sentences']} | {cells} | {r['engagement']:.2f} | {_signed(r['balance'])} "
+                     f"| {index} | {r['article_label']} | {r['model']} |")
     return "\n".join(lines) + "\n"
 
 
