@@ -257,3 +257,8 @@ def test_cli_entry_point_reports_a_missing_model_without_traceback(tmp_path, mon
     assert stopped.value.code == 2
     assert err.startswith("error: model 'transformer' is not in the model store") and "make all" in err
     assert "Traceback" not in err
+
+
+def test_version_option():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"stance {stance.__version__}"

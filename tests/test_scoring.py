@@ -284,6 +284,7 @@ def test_cli_usage_errors_are_one_line_not_tracebacks(tiny_baseline, tmp_path, m
             main()
         err = capsys.readouterr().err
         assert stopped.value.code == 2 and err.startswith("error: model 'no-such-model'") and "Traceback" not in err
+        assert "(available: baseline, transformer)" in err
     deep = tmp_path / "new" / "folder" / "report.html"
     result = runner.invoke(app, ["report", str(tmp_path / "a.txt"), "--out", str(deep), "--model", str(tiny_baseline)])
     assert result.exit_code == 0 and deep.exists()
