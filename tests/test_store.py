@@ -111,3 +111,20 @@ def test_the_store_and_cache_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("STANCE_CACHE_DIR")
     assert paths.models_dir().name == "stance" and paths.cache_dir().name == "stance"
     assert paths.project_root() not in paths.models_dir().parents
+
+
+def test_the_hash_names_the_weights_not_the_training_time_or_the_card(tmp_path, tiny_baseline):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_baseline, folder)
+    before = store.folder_sha256(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["train_seconds"] = 123.4
+    (folder / "config.json").write_text(json.dumps(config, indent=4))
+    (folder / "README.md").write_text("# a card\n")
+    assert store.folder_sha256(folder) == before
+    config["params"]["C"] = 0.5
+    (folder / "config.json").write_text(json.dumps(config))
+    assert store.folder_sha256(folder) != before
+    weights = next(p for p in folder.rglob("*.npz"))
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    assert store.folder_sha256(folder) != store.folder_sha256(tiny_baseline)

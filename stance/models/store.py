@@ -20,6 +20,7 @@ the sha256 the folder's config records for them. Scoring rows name the model and
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -60,14 +61,34 @@ def default_name() -> str:
     return "baseline"
 
 
+# config keys that record how long a run took, not what the model is: left out of its hash, so that
+# retraining to the same weights gives the same sha256
+VOLATILE_CONFIG_KEYS = frozenset({"train_seconds"})
+# the model card documents the model; predictions never read it
+DOCUMENTATION_FILES = frozenset({"README.md"})
+
+
+def _content(path: Path, folder: Path) -> bytes:
+    if path.name == CONFIG_FILE:
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(config, dict):
+            config = {k: v for k, v in config.items() if k not in VOLATILE_CONFIG_KEYS}
+        return json.dumps(config, sort_keys=True).encode()
+    return path.read_bytes()
+
+
 def folder_sha256(folder: Path) -> str:
-    """sha256 over every file of ``folder`` (relative path, NUL, bytes, NUL), in sorted path order."""
+    """sha256 of a saved model: every file's relative path and bytes, in sorted path order.
+
+    Model cards (:data:`DOCUMENTATION_FILES`) are left out, and ``config.json`` is hashed without
+    :data:`VOLATILE_CONFIG_KEYS` (canonical JSON), so the hash names the weights and the settings
+    predictions use, and a retrain to the same weights keeps it.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+    folder = Path(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in DOCUMENTATION_FILES):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(_content(path, folder))
         digest.update(b"\0")
     return digest.hexdigest()
 
