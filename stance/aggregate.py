@@ -30,6 +30,9 @@ def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
         return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), np.nan)
 
 
+MIN_SENTENCES_FOR_INTERVAL = 2  # one sentence resamples to itself: no interval rather than a false [x, x]
+
+
 def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
     values = values[np.isfinite(values)]
     if not len(values):
@@ -54,7 +57,7 @@ def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
     * each with a 95 % percentile interval (``*_ci_low``, ``*_ci_high``) from ``resamples``
       bootstrap resamples of the article's sentences (Efron & Tibshirani 1993), drawn with
       ``numpy.random.default_rng(seed)`` so the same article gets the same interval; ``None``
-      when undefined (no sentence, or no resample with a sided sentence for ``balance``);
+      when undefined (fewer than 2 sentences, or no resample with a sided sentence for ``balance``);
     * ``article_label`` by :func:`article_label` (declared before the article test was run);
     * per label: ``n_<label>``, ``share_<label>`` = n_<label> / n, ``mean_p_<label>``.
     """
@@ -76,7 +79,7 @@ def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
         return summary
     enc, scan = (labels == ENCRYPTION).astype(float), (labels == SCANNING).astype(float)
     lean = proba[:, ENCRYPTION] - proba[:, SCANNING]
-    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples if n >= MIN_SENTENCES_FOR_INTERVAL else 0, n))
     boot_enc, boot_scan = enc[rows].sum(axis=1), scan[rows].sum(axis=1)
     sided = counts[ENCRYPTION] + counts[SCANNING]
     summary["engagement"] = float(sided / n)

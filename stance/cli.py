@@ -42,7 +42,7 @@ def _root(
 
 
 ExplainOption = typer.Option(0, "--explain", min=0, help="Add the K words or phrases that pushed each label (0: off; the transformer costs about one extra prediction per word).")
-ModelOption = typer.Option(None, "--model", "-m", help="baseline, transformer, or a saved-model folder (default: the best model).")
+ModelOption = typer.Option(None, "--model", "-m", help="baseline, transformer, a model in the store, or a saved-model folder (default: the store's DEFAULT, else the packaged baseline; see `stance models`).")
 
 
 @app.command()
@@ -128,6 +128,9 @@ def score(
 
     errors: list[dict] = []
     fields = [f.strip() for f in keep_fields.split(",") if f.strip()]
+    if text_field in fields:
+        typer.echo(f"error: --keep-fields cannot keep the text field {text_field!r} (the sentences are the rows)", err=True)
+        raise typer.Exit(2)
     options = dict(model=model, fmt=fmt.value, text_field=text_field, id_field=id_field, force=force,
                    batch_size=batch_size, stdin_format=stdin_format.value, excel=excel, keep_fields=fields,
                    folder_glob=folder_glob, on_error=errors.append, explain=explain)
@@ -177,10 +180,12 @@ def report(
         typer.echo(f"error: {target} exists; pass --force to overwrite", err=True)
         raise typer.Exit(2)
     read = list(read_articles([article]))
-    if len(read) != 1 or read[0].error is not None:
-        reason = read[0].error if len(read) == 1 else f"{len(read)} articles (report takes one text file)"
-        typer.echo(f"error: cannot report on {article}: {reason}", err=True)
+    if len(read) != 1:
+        typer.echo(f"error: cannot report on {article}: {len(read)} articles (report takes one text file)", err=True)
         raise typer.Exit(2)
+    if read[0].error is not None:  # an input failure, as for `stance score`: exit 1
+        typer.echo(f"error: cannot report on {article}: {read[0].error}", err=True)
+        raise typer.Exit(EXIT_PARTIAL)
     scoring = kernel(model, explain=explain)
     scored = scoring.score(read)[0]
     if scored.error is not None:

@@ -295,6 +295,7 @@ def test_kernel_rows_for_an_error_article_have_counts_zero_and_no_sentences(tiny
     rows = scoring.rows([Article("x", "bad", error="unreadable: no such file"), Article("x", "ok", GOOD)])
     (bad_sentences, bad), (good_sentences, good) = rows
     assert bad_sentences == [] and bad["n_sentences"] == 0 and bad["error"] == "unreadable: no such file"
+    assert [bad[f"n_{label}"] for label in LABELS] == [0, 0, 0] and bad["stance_index"] is None
     assert len(good_sentences) == 2 and good["n_sentences"] == 2 and good["error"] is None
     assert np.isclose(sum(good[f"share_{label}"] for label in LABELS), 1.0)
 
@@ -364,3 +365,13 @@ def test_cli_predict_explains(tiny_baseline):
     assert result.exit_code == 0, result.output
     row = json.loads(result.output)
     assert len(row["explanation"]) == 2 and all(a["span"] in sentence and a["weight"] > 0 for a in row["explanation"])
+
+
+def test_keep_fields_refuses_the_text_field_and_report_exits_1_on_a_bad_input(tiny_baseline, tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "text": GOOD}) + "\n", encoding="utf-8")
+    refused = runner.invoke(app, ["score", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out"),
+                                  "--keep-fields", "outlet,text", "--model", str(tiny_baseline)])
+    assert refused.exit_code == 2 and "cannot keep the text field 'text'" in refused.output
+    (tmp_path / "empty.txt").write_text("\u200b\n", encoding="utf-8")
+    report = runner.invoke(app, ["report", str(tmp_path / "empty.txt"), "--model", str(tiny_baseline)])
+    assert report.exit_code == 1 and "empty: no visible text" in report.output

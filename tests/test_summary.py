@@ -152,3 +152,10 @@ def test_kept_fields_reach_both_row_kinds_with_a_prefix_on_collision(tiny_baseli
         ("Ledger", "op-ed", "3", None)
     assert articles[1]["error"] and articles[1]["outlet"] == "Wire"  # error rows keep their metadata
     assert {s["outlet"] for s in sentences} == {"Ledger"} and "text" not in list(sentences[0])[-5:]
+
+
+def test_one_sentence_has_no_interval():
+    s = summarise(np.array([sentence("pro-encryption")]))
+    assert s["stance_index"] == pytest.approx(0.85) and s["engagement"] == 1.0
+    assert all(s[f"{name}_ci_{edge}"] is None for name in ("engagement", "balance", "stance_index")
+               for edge in ("low", "high"))

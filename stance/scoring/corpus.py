@@ -73,12 +73,14 @@ def parse_grouping(by: str) -> Grouping:
 
 
 def find_articles_file(scores_dir: str | Path) -> Path:
-    """The ``articles.jsonl|csv|parquet`` file of a ``stance score`` output folder.
+    """The ``articles.jsonl|csv|parquet`` file of a ``stance score`` output folder (or that file itself).
 
     Raises ``FileNotFoundError`` when the folder or the file is missing, and ``ValueError`` when
     more than one format is present (which one to read would be a guess).
     """
     folder = Path(scores_dir)
+    if folder.is_file() and folder.name in {f"articles.{fmt}" for fmt in FORMATS}:
+        return folder
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder (expected the output folder of 'stance score')")
     found = [folder / f"articles.{fmt}" for fmt in FORMATS if (folder / f"articles.{fmt}").is_file()]
@@ -173,9 +175,12 @@ def group_keys(rows: pd.DataFrame, grouping: Grouping) -> tuple[list[str], dict[
     Raises ``ValueError`` when the column is not in the rows, naming the columns that are.
     """
     if grouping.column not in rows.columns:
-        meta = [c for c in rows.columns if c not in REQUIRED]
-        raise ValueError(f"field {grouping.column!r} is not a column of the article rows; "
-                         f"columns: {', '.join(map(str, meta)) or '(none)'}")
+        from stance.scoring.kernel import ARTICLE_COLUMNS
+
+        kept = [c for c in rows.columns if c not in ARTICLE_COLUMNS]
+        raise ValueError(f"field {grouping.column!r} is not a column of the article rows (kept fields: "
+                         f"{', '.join(map(str, kept)) or 'none'}); score the inputs again with "
+                         f"`stance score ... --keep-fields {grouping.column}`")
     keys: list[str] = []
     starts: dict[str, date] = {}
     for value in rows[grouping.column].tolist():

@@ -84,6 +84,8 @@ class Kernel:
         self.model, self.name, self.sha256, self.batch_size = model, name, sha256, batch_size
         self.explain = explain
         self.keep_fields = list(keep_fields)
+        if len(set(self.keep_fields)) != len(self.keep_fields):
+            raise ValueError(f"--keep-fields names a field twice: {', '.join(self.keep_fields)}")
         self.meta_names = meta_columns(self.keep_fields)
         self.sentence_columns = [*SENTENCE_COLUMNS, *([EXPLANATION] if explain else []), *self.meta_names]
         self.article_columns = [*ARTICLE_COLUMNS, *self.meta_names]
@@ -184,7 +186,7 @@ class Kernel:
         """
         article = scored.article
         row: dict[str, Any] = dict.fromkeys(self.article_columns)
-        row.update(source=article.source, doc_id=article.doc_id, n_sentences=0)
+        row.update(source=article.source, doc_id=article.doc_id, n_sentences=0, **{f"n_{label}": 0 for label in LABELS})
         if scored.error is None:
             row.update(scored.summary)
             sentences = self.sentence_rows(scored) if sentence_rows is None else sentence_rows
