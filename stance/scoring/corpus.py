@@ -205,7 +205,8 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, seed: int = 0, resample
 
     Resamples the values (articles) with replacement ``resamples`` times with
     ``numpy.random.default_rng(seed)`` and takes the ``(1 - level) / 2`` and ``(1 + level) / 2``
-    quantiles of the resampled means. One value gives ``(v, v, v)``; none gives NaNs. The same
+    quantiles of the resampled means. One value gives ``(v, nan, nan)`` (a single article has no
+    interval, not a zero-width one); none gives NaNs. The same
     ``seed`` and values give the same interval.
     """
     x = np.asarray(values, dtype=float)
@@ -217,7 +218,7 @@ def bootstrap_mean(values: Sequence[float] | np.ndarray, seed: int = 0, resample
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
     if len(x) == 1:
-        return mean, mean, mean
+        return mean, math.nan, math.nan
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _CHUNK_ELEMENTS // len(x))
     means = np.empty(resamples)

@@ -62,6 +62,8 @@ def _num(value: float, digits: int = 3) -> str:
 def _with_interval(mean: float, low: float, high: float, sign: str = "+") -> str:
     if isinstance(mean, float) and math.isnan(mean):
         return "n/a"
+    if isinstance(low, float) and math.isnan(low):  # one article: no interval
+        return f"{mean:{sign}.3f} [n/a]"
     return f"{mean:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
 
 
