@@ -61,8 +61,13 @@ def load(name_or_path: str | Path | None = None, quantize: bool = False) -> Stan
     macro-F1 cost) and raises ``ValueError`` for other families. Raises
     :class:`~stance.models.ModelNotFoundError` naming the command that builds a missing model.
     """
+    return _loaded(name_or_path, quantize)[0]
+
+
+def _loaded(name_or_path: str | Path | None, quantize: bool = False) -> tuple[StanceModel, store.ModelRef]:
+    # one resolve per call: resolving hashes the folder's file stamps and reads its config
     model, ref = store.load(name_or_path)
-    return _load_quantized(ref.path, ref.sha256) if quantize else model
+    return (_load_quantized(ref.path, ref.sha256) if quantize else model), ref
 
 
 def model_label(name_or_path: str | Path | None) -> str:
@@ -96,7 +101,8 @@ def predict_texts(
     """
     if errors not in {"raise", "mark"}:
         raise ValueError(f"errors must be 'raise' or 'mark', got {errors!r}")
-    name = model_label(model)
+    loaded, ref = _loaded(model, quantize)
+    name = ref.name
     good: list[int] = []
     failures: dict[int, str] = {}
     for position, text in enumerate(texts):
@@ -107,7 +113,6 @@ def predict_texts(
             if errors == "raise":
                 raise
             failures[position] = str(problem)
-    loaded = load(model, quantize)
     rows: dict[int, np.ndarray] = {}
     try:
         proba = loaded.predict_proba([texts[i] for i in good]) if good else np.zeros((0, len(LABELS)))

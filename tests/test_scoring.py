@@ -117,7 +117,8 @@ def test_predict_marks_only_the_failing_item(tiny_baseline, monkeypatch):
     from stance import api
 
     poison = PoisonModel(stance.load(tiny_baseline))
-    monkeypatch.setattr(api, "load", lambda model=None, quantize=False: poison)
+    ref = api.store.resolve(tiny_baseline)
+    monkeypatch.setattr(api, "_loaded", lambda model=None, quantize=False: (poison, ref))
     marked = api.predict(["Scanning is needed.", "POISON", "Encryption protects everyone."], errors="mark")
     assert [m.label is None for m in marked] == [False, True, False]
     assert marked[1].error == "prediction failed: TypeError: cannot tokenise this text"

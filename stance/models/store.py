@@ -114,6 +114,13 @@ def _is_model(folder: Path) -> bool:
 
 
 def _provenance(folder: Path) -> tuple[str | None, str | None]:
+    """(stance version, training data sha256) a saved model records; its config is read once per change."""
+    stat = (Path(folder) / CONFIG_FILE).stat()
+    return _provenance_cached(Path(folder).resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _provenance_cached(folder: Path, mtime_ns: int, size: int) -> tuple[str | None, str | None]:
     config = read_config(folder)
     data = config.get("training_data") or {}
     return (config.get("versions") or {}).get("stance"), data.get("data_sha256") if isinstance(data, dict) else None
