@@ -227,6 +227,17 @@ def _kind(path: Path) -> str:
     return suffix[1:] if suffix in TABLE_SUFFIXES else "text"
 
 
+def _read_handle(handle: BinaryIO, kind: str, source: str, name: str, doc_id: str, text_field: str,
+                 id_field: str | None) -> Iterator[Article]:
+    """The articles of an open binary file or stream holding ``kind`` (jsonl, csv or text)."""
+    if kind == "jsonl":
+        yield from _jsonl(handle, source, name, text_field, id_field)
+    elif kind == "csv":
+        yield from _csv(handle.read(), source, name, text_field, id_field)
+    else:
+        yield _text(handle.read(), source, doc_id)
+
+
 def read_file(path: Path, doc_id: str, text_field: str = "text", id_field: str | None = "id",
               kind: str | None = None) -> Iterator[Article]:
     """The articles of one file (``kind``: text, jsonl, csv or parquet; by suffix when None).
@@ -238,16 +249,9 @@ def read_file(path: Path, doc_id: str, text_field: str = "text", id_field: str |
     try:
         if kind == "parquet":
             yield from _parquet(path, source, path.name, text_field, id_field)
-            return
-        if kind == "jsonl":
-            with path.open("rb") as handle:
-                yield from _jsonl(handle, source, path.name, text_field, id_field)
-            return
-        data = path.read_bytes()
-        if kind == "csv":
-            yield from _csv(data, source, path.name, text_field, id_field)
         else:
-            yield _text(data, source, doc_id)
+            with path.open("rb") as handle:
+                yield from _read_handle(handle, kind, source, path.name, doc_id, text_field, id_field)
     except OSError as problem:
         yield Article(source, doc_id, error=f"unreadable: {problem.strerror or problem}")
     except Exception as problem:  # a reader library's own error (bad Parquet, bad CSV) stays this file's row
@@ -263,12 +267,7 @@ def read_stream(handle: BinaryIO, fmt: str = "text", text_field: str = "text", i
     if fmt not in STDIN_FORMATS:
         raise ValueError(f"stdin format must be one of {', '.join(STDIN_FORMATS)}, got {fmt!r}")
     try:
-        if fmt == "jsonl":
-            yield from _jsonl(handle, source, source, text_field, id_field)
-        elif fmt == "csv":
-            yield from _csv(handle.read(), source, source, text_field, id_field)
-        else:
-            yield _text(handle.read(), source, source)
+        yield from _read_handle(handle, fmt, source, source, source, text_field, id_field)
     except Exception as problem:
         yield Article(source, source, error=f"unreadable {fmt}: {one_line(problem)}")
 
