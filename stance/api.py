@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +41,23 @@ def default_model_name() -> str:
     return store.default_name()
 
 
-@lru_cache(maxsize=4)
-def _load_quantized(path: Path, sha256: str) -> StanceModel:
-    model = store.load(path)[0]
-    make_int8 = getattr(model, "quantized", None)
-    if make_int8 is None:
-        raise ValueError(f"{path} holds a {model.family!r} model; only transformer models can be quantised")
-    return make_int8()
-
-
-def load(name_or_path: str | Path | None = None, quantize: bool = False) -> StanceModel:
+def load(name_or_path: str | Path | None = None, backend: str | None = None) -> StanceModel:
     """A saved model by name (``"baseline"``, ``"transformer"``...), folder, or the default (``None``).
 
     Names resolve through the model store (:mod:`stance.models.store`: an explicit folder,
     ``$STANCE_HOME`` or the user data folder, then the copy packaged with the library). Loaded
-    once and cached. ``quantize=True`` gives an int8 dynamically quantised copy of a
-    transformer model (opt-in; see the README's Performance section for its speed and
-    macro-F1 cost) and raises ``ValueError`` for other families. Raises
+    once and cached. ``backend``: the inference backend of a model with a neural network
+    (``"torch-fp32"``, ``"torch-int8"``, ``"onnx-fp32"``, ``"onnx-int8"``; ``None``: the backend
+    the project's measurement chose, see the README's Performance section); a model without one
+    ignores it. Raises ``ValueError`` for a backend the model cannot run and
     :class:`~stance.models.ModelNotFoundError` naming the command that builds a missing model.
     """
-    return _loaded(name_or_path, quantize)[0]
+    return _loaded(name_or_path, backend)[0]
 
 
-def _loaded(name_or_path: str | Path | None, quantize: bool = False) -> tuple[StanceModel, store.ModelRef]:
+def _loaded(name_or_path: str | Path | None, backend: str | None = None) -> tuple[StanceModel, store.ModelRef]:
     # one resolve per call: resolving hashes the folder's file stamps and reads its config
-    model, ref = store.load(name_or_path)
-    return (_load_quantized(ref.path, ref.sha256) if quantize else model), ref
+    return store.load(name_or_path, backend)
 
 
 def model_label(name_or_path: str | Path | None) -> str:
@@ -75,9 +65,10 @@ def model_label(name_or_path: str | Path | None) -> str:
     return store.resolve(name_or_path).name
 
 
-def kernel(model: str | Path | None = None, batch_size: int = 256, explain: int = 0) -> Kernel:
+def kernel(model: str | Path | None = None, batch_size: int = 256, explain: int = 0,
+           backend: str | None = None) -> Kernel:
     """The scoring kernel (:class:`stance.scoring.kernel.Kernel`) for a model name or folder."""
-    loaded, ref = store.load(model)
+    loaded, ref = store.load(model, backend)
     return Kernel(loaded, ref.name, ref.sha256, batch_size, explain=explain)
 
 
@@ -91,7 +82,7 @@ def _check_text(text: object, position: int | None) -> str:
 
 
 def predict_texts(
-    texts: list[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False,
+    texts: list[str], model: str | Path | None = None, errors: str = "raise", backend: str | None = None,
     explain: int = 0,
 ) -> list[Prediction]:
     """Predict a list; ``errors="mark"`` turns bad items into error predictions instead of raising.
@@ -101,7 +92,7 @@ def predict_texts(
     """
     if errors not in {"raise", "mark"}:
         raise ValueError(f"errors must be 'raise' or 'mark', got {errors!r}")
-    loaded, ref = _loaded(model, quantize)
+    loaded, ref = _loaded(model, backend)
     name = ref.name
     good: list[int] = []
     failures: dict[int, str] = {}
@@ -142,7 +133,7 @@ def predict_texts(
 
 
 def predict(
-    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise", quantize: bool = False,
+    text: str | Iterable[str], model: str | Path | None = None, errors: str = "raise", backend: str | None = None,
     explain: int = 0,
 ) -> Prediction | list[Prediction]:
     """Stance of one text (a ``str`` -> one :class:`Prediction`) or of many (-> a list, same order).
@@ -152,16 +143,16 @@ def predict(
     non-string item, ``ValueError`` for empty text, :class:`~stance.models.ModelNotFoundError`
     for a missing model. With ``errors="mark"``, bad items in a list become predictions with
     ``error`` set instead. Long text is never truncated: the transformer scores it in chunks.
-    ``quantize=True`` uses the int8 copy of a transformer model (see :func:`load`).
+    ``backend``: the inference backend (see :func:`load`).
     ``explain=k`` (k > 0) sets each prediction's ``explanation``: up to k ``(word or phrase,
     weight)`` pairs that pushed its label, largest first (see :func:`score_article` for the unit
     and cost).
     """
     if isinstance(text, str):
-        return predict_texts([_check_text(text, None)], model, quantize=quantize, explain=explain)[0]
+        return predict_texts([_check_text(text, None)], model, backend=backend, explain=explain)[0]
     if text is None or not isinstance(text, Iterable):
         raise TypeError(f"predict() needs a str or an iterable of str, got {type(text).__name__}")
-    return predict_texts(list(text), model, errors, quantize, explain)
+    return predict_texts(list(text), model, errors, backend, explain)
 
 
 class ArticleError(ValueError):
@@ -193,7 +184,8 @@ def article_score(scored: ScoredArticle, kernel: Kernel) -> ArticleScore:
     return ArticleScore(sentences, summary)
 
 
-def score_article(text: str, model: str | Path | None = None, explain: int = 0) -> ArticleScore:
+def score_article(text: str, model: str | Path | None = None, explain: int = 0,
+                  backend: str | None = None) -> ArticleScore:
     """Split an article into sentences (the dataset's segmenter), predict each, summarise.
 
     Runs the one scoring kernel (:mod:`stance.scoring.kernel`) that ``stance score`` runs, on
@@ -211,12 +203,13 @@ def score_article(text: str, model: str | Path | None = None, explain: int = 0) 
     pushed its label, ``{span, weight, start, end}`` (offsets in the sentence; the weight's unit is
     ``stance.load(model).explanation_unit()``: exact logit-margin shares for the TF-IDF model,
     leave-one-word-out occlusion, about one extra prediction per word, for the others).
+    ``backend``: the inference backend (see :func:`load`).
     Raises ``TypeError`` for a non-string, ``ValueError`` for empty text, and
     :class:`ArticleError` (a ``ValueError``) with the error row's reason when scoring fails.
     """
     _check_text(text, None)
     cleaned, warnings = clean_text(text)
-    scoring = kernel(model, explain=explain)
+    scoring = kernel(model, explain=explain, backend=backend)
     scored = scoring.score([Article("<text>", "<text>", cleaned, warnings="; ".join(warnings) or None)])[0]
     if scored.error is not None:
         raise ArticleError(scored.error)

@@ -42,6 +42,14 @@ def _root(
 
 
 ExplainOption = typer.Option(0, "--explain", min=0, help="Add the K words or phrases that pushed each label (0: off; the transformer costs about one extra prediction per word).")
+class Backend(str, Enum):
+    torch_fp32 = "torch-fp32"
+    torch_int8 = "torch-int8"
+    onnx_fp32 = "onnx-fp32"
+    onnx_int8 = "onnx-int8"
+
+
+BackendOption = typer.Option(None, "--backend", help="Inference backend of a model with an encoder (default: the one chosen by measurement, see the README's Performance section; the baseline ignores it).")
 ModelOption = typer.Option(None, "--model", "-m", help="baseline, transformer, a model in the store, or a saved-model folder (default: the store's DEFAULT, else the packaged baseline; see `stance models`).")
 
 
@@ -51,6 +59,7 @@ def predict(
     model: str = ModelOption,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     explain: int = ExplainOption,
+    backend: Backend = BackendOption,
 ) -> None:
     """Classify sentences.
 
@@ -60,7 +69,8 @@ def predict(
 
     if not texts or texts == ["-"]:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    results = predict_texts(list(texts), model, errors="mark", explain=explain)
+    results = predict_texts(list(texts), model, errors="mark", explain=explain,
+                            backend=backend.value if backend else None)
     for text, result in zip(texts, results):
         if as_json:
             typer.echo(json.dumps({"text": text, **result.to_dict()}, ensure_ascii=False))
@@ -112,6 +122,7 @@ def score(
     explain: int = ExplainOption,
     actors: int = typer.Option(1, min=1, help="Ray: number of model actors."),
     address: str = typer.Option(None, help="Ray: cluster address (default: $RAY_ADDRESS or a local instance)."),
+    backend: Backend = BackendOption,
 ) -> None:
     """Score articles in batch; write per-sentence rows and per-article summaries.
 
@@ -133,7 +144,8 @@ def score(
         raise typer.Exit(2)
     options = dict(model=model, fmt=fmt.value, text_field=text_field, id_field=id_field, force=force,
                    batch_size=batch_size, stdin_format=stdin_format.value, excel=excel, keep_fields=fields,
-                   folder_glob=folder_glob, on_error=errors.append, explain=explain)
+                   folder_glob=folder_glob, on_error=errors.append, explain=explain,
+                   backend=backend.value if backend else None)
     files = expand_inputs(inputs, folder_glob)
     # one article per text file: the total is known unless a table (many articles per file) is read
     total = None if any(p == "-" or Path(p).suffix.lower() in TABLE_SUFFIXES for p, _ in files) else len(files)
@@ -165,6 +177,7 @@ def report(
     model: str = ModelOption,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing report."),
     explain: int = typer.Option(3, "--explain", min=0, help="Words or phrases per sentence shown as why it got its label (0: none)."),
+    backend: Backend = BackendOption,
 ) -> None:
     """Write a self-contained HTML page with every sentence highlighted by its label.
 
@@ -186,7 +199,7 @@ def report(
     if read[0].error is not None:  # an input failure, as for `stance score`: exit 1
         typer.echo(f"error: cannot report on {article}: {read[0].error}", err=True)
         raise typer.Exit(EXIT_PARTIAL)
-    scoring = kernel(model, explain=explain)
+    scoring = kernel(model, explain=explain, backend=backend.value if backend else None)
     scored = scoring.score(read)[0]
     if scored.error is not None:
         typer.echo(f"error: cannot score {article}: {ArticleError(scored.error)}", err=True)

@@ -44,15 +44,20 @@ def tiny_transformer() -> TransformerModel:
     return TransformerModel(epochs=1, batch_size=8, max_length=32, learning_rate=1e-4, seed=5).fit(TEXTS, LABELS_9)
 
 
-def test_flop_count_follows_the_formula(bench):
-    tiny = {"hidden_size": 2, "intermediate_size": 4, "num_hidden_layers": 1, "id2label": {0: "a", 1: "b", 2: "c"}}
-    # one token: projections 8*1*2*2 = 32, feed-forward 4*1*2*4 = 32, attention 4*1*1*2 = 8; pooler 8, head 12
-    assert bench.flops_per_sentence(tiny, 1) == 92
-    minilm = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6}
-    by_hand = 6 * (8 * 26 * 384**2 + 4 * 26 * 384 * 1536 + 4 * 26**2 * 384) + 2 * 384**2 + 2 * 384 * 3
-    assert bench.flops_per_sentence(minilm, 26) == by_hand
-    # linear layers dominate: about 2 FLOPs per weight per token for MiniLM-L6 (~10.6M weights in Linear layers)
-    assert 0.9 < bench.flops_per_sentence(minilm, 26) / (2 * 26 * 6 * (4 * 384**2 + 2 * 384 * 1536)) < 1.1
+def test_flop_count_follows_the_formula():
+    import sys
+
+    sys.path.insert(0, str(RUN_PY.parent))
+    from transformer_bench import encoder_flops
+
+    tiny = {"hidden_size": 2, "intermediate_size": 4, "num_hidden_layers": 1}
+    # one token: projections 8*1*2*2 = 32 and FFN input 2*1*2*4 = 16 (int8 part); FFN output 16, attention 4*1*1*2 = 8
+    assert encoder_flops(tiny, 1) == {"int8_part": 48, "fp32_part": 24, "total": 72}
+    mpnet = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12}
+    flops = encoder_flops(mpnet, 26)
+    # linear layers dominate: about 2 FLOPs per weight per token (~85M weights in the Linear layers)
+    assert 0.95 < flops["total"] / (2 * 26 * 12 * (4 * 768**2 + 2 * 768 * 3072)) < 1.05
+    assert flops["int8_part"] / flops["total"] > 0.6
 
 
 def test_benchmark_inputs_are_deterministic_and_sized(bench):
@@ -106,7 +111,15 @@ def test_int8_copy_agrees_with_fp32_and_leaves_it_untouched(tiny_transformer, tm
         int8.save(tmp_path / "int8")
 
 
-def test_load_quantize_only_for_transformers(tiny_baseline):
-    with pytest.raises(ValueError, match="only transformer"):
-        stance.load(tiny_baseline, quantize=True)
-    assert stance.predict("Encryption keeps us safe.", model=tiny_baseline).label is not None
+def test_transformer_backends_are_torch_only(tiny_transformer):
+    assert tiny_transformer.with_backend("torch-int8").quantized_
+    assert not tiny_transformer.with_backend("torch-fp32").quantized_
+    with pytest.raises(ValueError, match="runs on torch-fp32, torch-int8"):
+        tiny_transformer.with_backend("onnx-fp32")
+
+
+def test_load_backend_is_ignored_by_the_baseline(tiny_baseline):
+    plain = stance.predict("Encryption keeps us safe.", model=tiny_baseline)
+    assert stance.predict("Encryption keeps us safe.", model=tiny_baseline, backend="onnx-int8") == plain
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        stance.load(tiny_baseline, backend="gpu")

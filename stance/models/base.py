@@ -14,6 +14,7 @@ reads it; every other model accepts and ignores it, so callers always pass what 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import platform
@@ -95,6 +96,13 @@ class StanceModel:
     # leaves torch's setting alone; an int applies for the call and the caller's count comes back
     # after. Models without torch ignore it.
     threads: int | None = None
+    # The inference backends this family can run (stance.models.backends.BACKENDS); empty for a
+    # model without a neural network, which accepts and ignores the setting.
+    backends: ClassVar[tuple[str, ...]] = ()
+    # A runtime setting like threads: None runs the family's default (torch-fp32 for a model built
+    # in this process; a loaded model gets the backend chosen by measurement, see
+    # stance.models.backends.shipped_default). Set it through with_backend.
+    backend: str | None = None
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -119,6 +127,25 @@ class StanceModel:
         """Most probable label per text (ties go to the earlier label in ``LABELS``)."""
         proba = self.predict_proba(texts, contexts)
         return [LABELS[i] for i in np.argmax(proba, axis=1)]
+
+    def with_backend(self, backend: str | None) -> StanceModel:
+        """This model running on inference ``backend`` (:data:`stance.models.backends.BACKENDS`).
+
+        ``None`` gives the model itself; otherwise a shallow copy, so this model and anything
+        sharing it keep their backend. A model without a neural network returns a copy that
+        ignores the setting. Raises ``ValueError`` for an unknown backend or one this family
+        cannot run (naming those it can).
+        """
+        if backend is None:
+            return self
+        from stance.models.backends import check_backend
+
+        check_backend(backend)
+        if self.backends and backend not in self.backends:
+            raise ValueError(f"a {self.family!r} model runs on {', '.join(self.backends)}, not {backend!r}")
+        twin = copy.copy(self)
+        twin.backend = backend
+        return twin
 
     def explain(self, texts: Sequence[str], contexts: Sequence[str] | None = None, k: int = 5
                 ) -> list[list[tuple[str, float]]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from stance.labels import LABELS
 from stance.models import encoder, hf, training
+from stance.models.backends import BACKENDS, TRAINING_BACKEND, shipped_default
 from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HEAD_FILE = "head.npz"
@@ -143,6 +144,7 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
     """
 
     family = "embedding-logreg"
+    backends = BACKENDS
 
     def __init__(self, C: float = 10.0, batch_size: int = 64, cache: bool = True, encoder: str = "minilm",
                  use_context: bool = False, seed: int = 0) -> None:
@@ -155,7 +157,8 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
 
     def _embed(self, texts: list[str], cache: bool | None = None) -> np.ndarray:
         cache = self.cache if cache is None else cache and self.cache
-        return encoder.encode(texts, self.batch_size, cache=cache, name=self.encoder, threads=self.threads)
+        return encoder.encode(texts, self.batch_size, cache=cache, name=self.encoder, threads=self.threads,
+                              backend=self.backend or TRAINING_BACKEND)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> EmbeddingLogRegModel:
@@ -172,6 +175,7 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
         hf.check_encoder_reference(config.get("encoder"), str(folder))
         model = cls(**config["params"])
         model.head_ = LogisticHead.load(folder / HEAD_FILE)
+        model.backend = shipped_default(model.encoder)
         return model
 
 
@@ -208,6 +212,7 @@ class SetFitModel(_HeadOverEmbeddings):
     """
 
     family = "setfit"
+    backends = (TRAINING_BACKEND,)  # its tuned encoder is its own: no exported graph
 
     def __init__(
         self,

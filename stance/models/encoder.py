@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -158,33 +158,49 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-def embed_with(
-    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH,
-    threads: int | None = None,
+def embed_chunks(
+    tokenizer: Any, texts: Sequence[str], dim: int, pooled: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH,
 ) -> np.ndarray:
-    """Mean-pooled, L2-normalised embeddings ``(n, dim)`` float32 from an HF encoder ``model``.
+    """Embeddings ``(n, dim)`` float32 of ``texts``, given ``pooled``: one padded batch
+    (``input_ids``, ``attention_mask``; int64 ``(batch, tokens)``) to its L2-normalised vectors.
 
     Text longer than ``max_length`` tokens is split into chunks whose embeddings are averaged
-    (then normalised again). ``model`` is put in eval mode. ``threads``: see :func:`torch_threads`.
+    (then normalised again); chunks of similar length share a batch (:func:`length_batches`).
     """
-    import torch
-
-    dim = int(model.config.hidden_size)
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     chunks, owners = tokenize_chunks(tokenizer, texts, max_length)
     chunk_vectors = np.zeros((len(chunks), dim), dtype=np.float32)
-    model.eval()
-    with torch_threads(threads), torch.inference_mode():
-        for batch in length_batches([len(c) for c in chunks], batch_size):
-            inputs = pad_batch(tokenizer, [chunks[i] for i in batch])
-            hidden = model(**inputs).last_hidden_state
-            pooled = torch.nn.functional.normalize(mean_pool(hidden, inputs["attention_mask"]), dim=-1)
-            chunk_vectors[batch] = pooled.numpy()
+    for batch in length_batches([len(c) for c in chunks], batch_size):
+        inputs = tokenizer.pad({"input_ids": [chunks[i] for i in batch]}, padding=True, return_tensors="np")
+        chunk_vectors[batch] = pooled(inputs["input_ids"].astype(np.int64), inputs["attention_mask"].astype(np.int64))
     vectors = np.zeros((len(texts), dim), dtype=np.float32)
     np.add.at(vectors, np.asarray(owners), chunk_vectors)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.clip(norms, 1e-12, None)
+
+
+def embed_with(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64, max_length: int = ENCODE_MAX_LENGTH,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings ``(n, dim)`` float32 from an HF encoder ``model`` run by torch.
+
+    See :func:`embed_chunks` for chunking. ``model`` is put in eval mode. ``threads``: see
+    :func:`torch_threads`.
+    """
+    import torch
+
+    model.eval()
+
+    def pooled(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        mask_t = torch.from_numpy(mask)
+        with torch_threads(threads), torch.inference_mode():
+            hidden = model(input_ids=torch.from_numpy(ids), attention_mask=mask_t).last_hidden_state
+            return torch.nn.functional.normalize(mean_pool(hidden, mask_t), dim=-1).numpy()
+
+    return embed_chunks(tokenizer, texts, int(model.config.hidden_size), pooled, batch_size, max_length)
 
 
 @lru_cache(maxsize=2)
@@ -195,6 +211,15 @@ def packaged_encoder(name: str = "minilm") -> tuple[Any, Any]:
     """
     tokenizer, model = hf.from_pretrained(hf.encoder_dir(name), "AutoModel")
     return model, tokenizer
+
+
+@lru_cache(maxsize=2)
+def packaged_tokenizer(name: str = "minilm") -> Any:
+    """Encoder ``name``'s tokenizer alone (the ONNX backends need no torch model in memory)."""
+    import transformers
+
+    with hf.quiet_transformers():
+        return transformers.AutoTokenizer.from_pretrained(hf.encoder_dir(name), local_files_only=True)
 
 
 # ---------------------------------------------------------------- embedding cache
@@ -231,17 +256,26 @@ def _cache_write(path: Path, vector: np.ndarray) -> None:
 
 
 def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name: str = "minilm",
-           threads: int | None = None) -> np.ndarray:
-    """Embeddings ``(n, dim)`` float32 of ``texts`` from encoder ``name`` (see :func:`embed_with`).
+           threads: int | None = None, backend: str = "torch-fp32") -> np.ndarray:
+    """Embeddings ``(n, dim)`` float32 of ``texts`` from encoder ``name`` (see :func:`embed_chunks`).
 
-    ``dim`` is 384 for ``minilm`` and 768 for ``mpnet``. ``threads``: torch threads for the
-    encoding (:func:`torch_threads`; ``None`` leaves torch's setting alone).
+    ``dim`` is 384 for ``minilm`` and 768 for ``mpnet``. ``threads``: intra-op threads for the
+    encoding (``None`` leaves torch's setting alone). ``backend``: one of
+    :data:`stance.models.backends.BACKENDS`.
 
-    With ``cache``, each text's vector is read from / written to :func:`cache_dir`, so repeated
-    cross-validation encodes every sentence once. Raises ``TypeError`` for a non-str text and
+    With ``cache`` and the ``torch-fp32`` backend (the one training uses), each text's vector is
+    read from / written to :func:`cache_dir`, so repeated cross-validation encodes every sentence
+    once; other backends never read or write the cache, so their vectors never mix with fp32 ones.
+    Raises ``TypeError`` for a non-str text, ``ValueError`` for an unknown backend and
     :class:`~stance.models.hf.EncoderNotInstalledError` when the encoder is not installed.
     """
+    from stance.models import backends
+
     texts = check_texts(texts)
+    backends.check_backend(backend)
+    if backend != backends.TRAINING_BACKEND:
+        return embed_chunks(packaged_tokenizer(name), texts, hf.embedding_dim(name),
+                            backends.pooled_batches(name, backend, threads), batch_size)
     if not cache:
         return embed_with(*packaged_encoder(name), texts, batch_size, threads=threads)
     folder = cache_dir()

@@ -77,6 +77,22 @@ class EnsembleModel(StanceModel):
                             for model in self.models_])
         return np.tensordot(weights / weights.sum(), stacked, axes=1)
 
+    @property
+    def backends(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The backends every member with a neural network can run (empty when none has one)."""
+        from stance.models.backends import BACKENDS
+
+        neural = [set(model.backends) for model in getattr(self, "models_", []) if model.backends]
+        return tuple(b for b in BACKENDS if all(b in s for s in neural)) if neural else ()
+
+    def with_backend(self, backend: str | None) -> EnsembleModel:
+        """A copy whose members run on ``backend`` (members without a network ignore it); raises
+        ``ValueError`` as :meth:`StanceModel.with_backend` does."""
+        twin = super().with_backend(backend)
+        if twin is not self:
+            twin.models_ = [model.with_backend(backend) for model in self.models_]
+        return twin
+
     def _save(self, folder: Path) -> None:
         for k, model in enumerate(self.models_):
             model.save(folder / MEMBER_DIR.format(k))

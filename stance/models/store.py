@@ -251,8 +251,17 @@ def _load(path: Path, sha256: str) -> Any:
     return load_model(path)
 
 
-def load(name_or_path: str | Path | None = None) -> tuple[Any, ModelRef]:
+def load(name_or_path: str | Path | None = None, backend: str | None = None) -> tuple[Any, ModelRef]:
     """The model a name or folder refers to (see :func:`resolve`), loaded once per folder and
-    content hash (a retrained model is reloaded), and its :class:`ModelRef`."""
+    content hash (a retrained model is reloaded), and its :class:`ModelRef`.
+
+    ``backend``: run the model on this inference backend (:meth:`StanceModel.with_backend`;
+    ``None``: the model's default); raises ``ValueError`` for one the model cannot run.
+    """
     ref = resolve(name_or_path)
-    return _load(ref.path, ref.sha256), ref
+    return _variant(ref.path, ref.sha256, backend), ref
+
+
+@lru_cache(maxsize=8)
+def _variant(path: Path, sha256: str, backend: str | None) -> Any:
+    return _load(path, sha256).with_backend(backend)

@@ -48,6 +48,7 @@ class TransformerModel(StanceModel):
     """MiniLM-L6 fine-tuned end to end with a 3-label classification head."""
 
     family = "transformer"
+    backends = ("torch-fp32", "torch-int8")
 
     def __init__(
         self,
@@ -190,6 +191,11 @@ class TransformerModel(StanceModel):
         twin.quantized_ = True
         twin.metadata = {**self.metadata, "quantized": "int8-dynamic"}
         return twin
+
+    def with_backend(self, backend: str | None) -> TransformerModel:
+        """``torch-int8`` gives :meth:`quantized`; otherwise as :meth:`StanceModel.with_backend`."""
+        twin = super().with_backend(backend)
+        return twin.quantized() if backend == "torch-int8" and not self.quantized_ else twin
 
     def _save(self, folder: Path) -> None:
         if self.quantized_:

@@ -131,16 +131,18 @@ def _dataset_rows(batch: pa.Table, key: str, offsets: dict[int, int], text_field
 # The model, shipped from the driver
 
 
-def model_payload(ref: ModelRef) -> dict[str, Any]:
-    """A resolved model as plain data for the object store: its name, sha256 and every file's bytes."""
+def model_payload(ref: ModelRef, backend: str | None = None) -> dict[str, Any]:
+    """A resolved model as plain data for the object store: its name, sha256, every file's bytes
+    and the inference backend to run it on (``None``: the model's default)."""
     files = {p.relative_to(ref.path).as_posix(): p.read_bytes() for p in sorted(ref.path.rglob("*")) if p.is_file()}
-    return {"name": ref.name, "sha256": ref.sha256, "files": files}
+    return {"name": ref.name, "sha256": ref.sha256, "files": files, "backend": backend}
 
 
 def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
     """(model, name, sha256) from :func:`model_payload`'s data, unpacked into a private temporary folder.
 
-    Raises ``ValueError`` when the unpacked files do not hash to the recorded sha256.
+    Raises ``ValueError`` when the unpacked files do not hash to the recorded sha256, or for a
+    backend the model cannot run.
     """
     from stance.models import load_model
     from stance.models.store import folder_sha256
@@ -152,7 +154,7 @@ def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
         target.write_bytes(data)
     if folder_sha256(folder) != payload["sha256"]:
         raise ValueError(f"model {payload['name']!r} arrived with other bytes than the driver sent")
-    return load_model(folder), payload["name"], payload["sha256"]
+    return load_model(folder).with_backend(payload.get("backend")), payload["name"], payload["sha256"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,20 +201,24 @@ def _check_sizes(batch_size: int, actors: int, articles_per_batch: int) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
 
 
-def _model_ref(model: str | Path | None) -> ModelRef:
-    """The driver's model (raises :class:`~stance.models.ModelNotFoundError` if it is missing)."""
+def _model_ref(model: str | Path | None, backend: str | None = None) -> ModelRef:
+    """The driver's model (raises :class:`~stance.models.ModelNotFoundError` if it is missing, and
+    ``ValueError`` for an unknown backend)."""
+    from stance.models.backends import check_backend
     from stance.models.store import resolve
 
+    if backend is not None:
+        check_backend(backend)
     return resolve(model)
 
 
 def _score_articles(articles: ray.data.Dataset, ref: ModelRef, batch_size: int, actors: int,
                     articles_per_batch: int, runtime_env: dict[str, Any] | None,
-                    keep_fields: Sequence[str], explain: int) -> ray.data.Dataset:
+                    keep_fields: Sequence[str], explain: int, backend: str | None = None) -> ray.data.Dataset:
     """Article rows (columns ``_INPUT_COLUMNS``, in order, already in blocks of ``articles_per_batch``
     rows and materialised) -> sentence and article rows, in order."""
     ray = _ray()
-    payload = ray.put(model_payload(ref))
+    payload = ray.put(model_payload(ref, backend))
     return articles.map_batches(
         _Scorer,
         fn_constructor_args=(payload, batch_size, list(keep_fields), explain),
@@ -243,6 +249,7 @@ def score_dataset(
     runtime_env: dict[str, Any] | None = None,
     keep_fields: Sequence[str] = (),
     explain: int = 0,
+    backend: str | None = None,
 ) -> tuple[ray.data.MaterializedDataset, ray.data.MaterializedDataset]:
     """Score a Ray Dataset of article rows; returns ``(sentence_rows, article_rows)`` datasets.
 
@@ -259,11 +266,12 @@ def score_dataset(
     store, so reading them (``take_all``, ``iter_batches``, ``write_parquet``...) costs no
     second prediction and keeps the order. The model is resolved here (the driver's store) and
     its folder's bytes reach the actors through the object store. ``runtime_env`` is passed to
-    the actors (Ray's runtime environment: ``env_vars``, ``pip``...).
+    the actors (Ray's runtime environment: ``env_vars``, ``pip``...). ``backend``: the inference
+    backend the actors run the model on (:func:`stance.load`).
     """
     ray = _ray()
     _check_sizes(batch_size, actors, articles_per_batch)
-    ref = _model_ref(model)
+    ref = _model_ref(model, backend)
     sentence_columns, article_columns, _ = _row_columns(keep_fields, explain)
     key = "_stance"
     options = ds.context.execution_options
@@ -286,7 +294,7 @@ def score_dataset(
         # read and number everything before the actors take the CPUs (see the module docstring)
         articles = articles.repartition(target_num_rows_per_block=articles_per_batch).materialize()
         scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env,
-                                 keep_fields, explain).materialize()
+                                 keep_fields, explain, backend).materialize()
         sentences = scored.map_batches(_select, batch_format="pyarrow", fn_args=(False, sentence_columns))
         summaries = scored.map_batches(_select, batch_format="pyarrow", fn_args=(True, article_columns))
         return sentences.materialize(), summaries.materialize()
@@ -343,11 +351,13 @@ def score_files(
     actors: int = 1,
     address: str | None = None,
     runtime_env: dict[str, Any] | None = None,
+    backend: str | None = None,
 ) -> dict[str, int]:
     """Score inputs on Ray into ``out_dir``/``sentences.<fmt>`` and ``articles.<fmt>``; returns counts.
 
     The arguments and rows are those of :func:`stance.scoring.local.score_files` (the same
-    reader, kernel and writers), plus ``actors``, ``address`` and ``runtime_env``. This process
+    reader, kernel and writers), plus ``actors``, ``address`` and ``runtime_env``; ``backend`` is
+    the inference backend the actors use. This process
     reads the inputs into the object store and writes the outputs; the actors segment, predict
     and summarise. The rows stream back in input order and are written as they come: two files
     whatever the size of the cluster.
@@ -362,7 +372,7 @@ def score_files(
     out_dir = Path(out_dir)
     sentences_path, articles_path = check_outputs(out_dir, fmt, force)
     ray = _ray()
-    ref = _model_ref(model)  # a missing model fails here, before Ray starts
+    ref = _model_ref(model, backend)  # a missing model or unknown backend fails here, before Ray starts
     articles_in = read_articles(inputs, text_field, id_field, stdin_format, stdin, folder_glob)
     started = _connect(address)
     try:
@@ -377,7 +387,7 @@ def score_files(
                 return counts
             articles = _ordered(ray.data.from_arrow_refs(refs))
             scored = _score_articles(articles, ref, batch_size, actors, articles_per_batch, runtime_env, keep_fields,
-                                     explain)
+                                     explain, backend)
             last = -1
             for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
                 if not table.num_rows:
