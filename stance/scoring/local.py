@@ -3,12 +3,18 @@
 Rows are written as they are made, so memory does not grow with the number of inputs; the
 articles of one batch (``articles_per_batch``) have their sentences predicted together.
 
-Two paths give the same bytes. The overlapped one (:mod:`stance.scoring.pipeline`) lets a worker
-process segment, summarise and write while this process predicts; it is taken when the input
-holds more than :data:`PIPELINE_MIN_CHARACTERS` characters of article text (found by reading
-ahead at most that much), where the worker's start-up (a fresh interpreter, about 0.1-0.3 s) is
-well paid back, on POSIX systems, and without ``explain`` (the worker holds no model). Smaller
-inputs run serially in this process.
+Two paths write the same bytes. The overlapped one (:mod:`stance.scoring.pipeline`) shares
+segmenting and summarising with a worker process while this process predicts. It pays only when
+a second core is idle and the input is large enough to repay the worker's start-up (a fresh
+interpreter, about 0.2-0.4 s of CPU), so by default (``overlap=None``) it is taken when all of:
+
+* the input holds more than :data:`PIPELINE_MIN_CHARACTERS` characters of article text (found
+  by reading ahead at most that much);
+* an idle core is likely: the CPUs this process may use, minus the 1-minute load average, are at
+  least :data:`IDLE_CPUS_NEEDED` (on a busy machine, two processes only share one core);
+* the system is POSIX and ``explain`` is off (the worker holds no model).
+
+Otherwise the run is serial, in this process.
 """
 
 from __future__ import annotations
@@ -24,11 +30,25 @@ from stance.scoring.pipeline import BatchSink, batches, score_overlapped
 from stance.scoring.readers import Article, read_articles
 from stance.scoring.writers import check_outputs, mark_scores
 
-__all__ = ["ARTICLES_PER_BATCH", "PIPELINE_MIN_CHARACTERS", "batches", "score_files", "write_scores"]
+__all__ = ["ARTICLES_PER_BATCH", "IDLE_CPUS_NEEDED", "PIPELINE_MIN_CHARACTERS", "batches", "idle_cpus",
+           "score_files", "write_scores"]
 
 ARTICLES_PER_BATCH = 16
 # about 2,000 news sentences: scoring them serially takes several times the worker's start-up
 PIPELINE_MIN_CHARACTERS = 250_000
+IDLE_CPUS_NEEDED = 0.5
+
+
+def idle_cpus() -> float:
+    """The CPUs this process may run on minus the 1-minute load average (negative when busy)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not every system can say
+        cpus = os.cpu_count() or 1
+    try:
+        return cpus - os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average here
+        return float(cpus - 1)
 
 
 def _read_ahead(articles: Iterator[Article], characters: int) -> tuple[list[Article], bool]:
@@ -87,15 +107,17 @@ def write_scores(
     stream = iter(articles)
     can_overlap = os.name == "posix" and not kernel.explain and overlap is not False
     if can_overlap and overlap is None:
-        head, large = _read_ahead(stream, PIPELINE_MIN_CHARACTERS)
-        stream, can_overlap = chain(head, stream), large
-    if can_overlap:
-        score_overlapped(stream, kernel, paths, fmt, excel, articles_per_batch, written)
-        return counts
+        can_overlap = idle_cpus() >= IDLE_CPUS_NEEDED
+        if can_overlap:
+            head, large = _read_ahead(stream, PIPELINE_MIN_CHARACTERS)
+            stream, can_overlap = chain(head, stream), large
     sink = BatchSink(kernel, *paths, fmt, excel)
     try:
-        for batch in batches(stream, articles_per_batch):
-            written(*sink.write(kernel.score(batch)))
+        if can_overlap:
+            score_overlapped(stream, kernel, sink, articles_per_batch, written)
+        else:
+            for batch in batches(stream, articles_per_batch):
+                written(*sink.write(kernel.batch_rows(kernel.score(batch))))
     finally:
         sink.close()
     return counts

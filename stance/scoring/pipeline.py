@@ -1,28 +1,27 @@
-"""The overlapped local engine: a worker process prepares and writes while this process predicts.
+"""The overlapped local engine: a worker process prepares and finishes batches while this one predicts.
 
 ``stance score`` spends about half its time around the model: segmenting articles and building
-contexts before it, summarising and writing rows after it. Those parts need no model, so a
-worker process does them while this process predicts, and the two cores both work:
+contexts before it (:meth:`~stance.scoring.kernel.Kernel.prepare`), summarising and building rows
+after it (:meth:`~stance.scoring.kernel.Kernel.finish`, :meth:`~stance.scoring.kernel.Kernel.batch_rows`).
+Those parts need no model, so a worker process can do them while this process predicts, and two
+cores work instead of one. The kernel stays the one place that segments, predicts and
+summarises, and this process alone reads the input and writes the files, in input order, so the
+bytes are those of the serial path.
 
-* this process reads articles and sends batches to the worker, which segments them
-  (:meth:`~stance.scoring.kernel.Kernel.prepare`) and sends them back;
-* this process predicts a prepared batch (:meth:`~stance.scoring.kernel.Kernel.predict`) and
-  sends the probabilities back; the worker summarises them
-  (:meth:`~stance.scoring.kernel.Kernel.finish`), builds the rows a column at a time and writes
-  them (:class:`BatchSink`), in input order.
+Work is shared, not handed over: a stage of a batch goes to the worker only when the worker has
+fewer than :data:`WORKER_JOBS` jobs waiting; otherwise, and while the worker is still starting
+(a fresh interpreter, about 0.2-0.4 s), this process does it itself. So a busy or slow worker
+costs little, and if the worker fails, its jobs are done here and the run goes on. Memory is flat
+in the input size: at most :data:`WINDOW` batches are between reading and writing.
 
-So the kernel stays the one place that segments, predicts and summarises, and the rows are those
-of the serial path. Memory is flat in the input size: at most :data:`DEPTH` batches wait for
-preparation and :data:`DEPTH` for writing. The worker starts in a fresh interpreter
-(``python -m stance.scoring.pipeline``, never a fork of this process, which may hold torch
-threads); while it starts (about 0.1-0.3 s), this process prepares the first batches itself.
-The worker ignores SIGINT: on Ctrl-C, or on any error here, it is told to write what it has,
-close the files and exit, and is killed if it has not done so within :data:`STOP_SECONDS`.
+The worker is started as ``python -m stance.scoring.pipeline`` (never a fork of this process,
+which may hold torch threads, and never a re-import of the caller's ``__main__``); it ignores
+SIGINT, and when the run ends, fails or is interrupted it is told to exit, and killed if it has
+not done so within :data:`STOP_SECONDS`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -30,7 +29,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from queue import SimpleQueue
@@ -40,155 +40,16 @@ from stance.scoring.kernel import Kernel, Predicted, Prepared, ScoredArticle
 from stance.scoring.readers import Article
 from stance.scoring.writers import RowWriter
 
-DEPTH = 2  # batches waiting for the worker's preparation, and waiting for it to write
-STOP_SECONDS = 30.0  # how long a stopping worker may take to write what it has and close
+WINDOW = 4  # batches between reading and writing
+WORKER_JOBS = 2  # jobs the worker may have waiting before this process does the next one itself
+STOP_SECONDS = 10.0  # how long a stopping worker may take to exit
 POLL_SECONDS = 0.5  # how often a wait checks that the worker is still alive
 
 Written = Callable[[int, int, list[dict[str, Any]]], None]  # articles, sentences, error article rows
+Rows = tuple[dict[str, list[Any]], list[dict[str, Any]]]  # a batch's sentence columns and article rows
 
 
-class BatchSink:
-    """The two output files of a run; :meth:`write` turns a scored batch into rows and writes them.
-
-    Used by the serial path and by the worker alike, so both write the same bytes.
-    """
-
-    def __init__(self, kernel: Kernel, sentences_path: Path, articles_path: Path, fmt: str, excel: bool) -> None:
-        self.kernel = kernel
-        self.sentences = RowWriter(sentences_path, kernel.sentence_columns, fmt, excel)
-        try:
-            self.articles = RowWriter(articles_path, kernel.article_columns, fmt, excel)
-        except BaseException:
-            self.sentences.close()
-            raise
-
-    def write(self, batch: list[ScoredArticle]) -> tuple[int, int, list[dict[str, Any]]]:
-        """Write ``batch``'s rows; returns its article count, sentence count and error article rows."""
-        columns, article_rows = self.kernel.batch_rows(batch)
-        self.sentences.write_columns(columns)
-        self.articles.write_rows(article_rows)
-        return len(article_rows), len(columns["text"]), [row for row in article_rows if row["error"] is not None]
-
-    def close(self) -> None:
-        try:
-            self.sentences.close()
-        finally:
-            self.articles.close()
-
-
-class WorkerError(RuntimeError):
-    """The worker process ended without saying why (it crashed or was killed)."""
-
-
-class Worker:
-    """The parent's handle on one worker process: start, send, receive, stop.
-
-    Replies come in the order of the requests; ``on_written`` is called for each written batch.
-    """
-
-    def __init__(self, kernel: Kernel, paths: tuple[Path, Path], fmt: str, excel: bool, on_written: Written) -> None:
-        from stance.scoring import writers
-
-        self.on_written = on_written
-        self.ready = self.closed = False
-        self.prepared: deque[Prepared] = deque()
-        self.unwritten = 0  # finish requests not yet answered
-        mine, theirs = Pipe(duplex=True)
-        self.connection: Connection = mine
-        # the child finds this copy of stance whatever the parent's sys.path was built from
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stance.scoring.pipeline", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, close_fds=True)
-        finally:
-            theirs.close()  # the child holds its own copy: its end closing means the child is gone
-        config = {"name": kernel.name, "sha256": kernel.sha256, "batch_size": kernel.batch_size,
-                  "keep_fields": kernel.keep_fields, "paths": [str(p) for p in paths], "fmt": fmt, "excel": excel,
-                  "rows_per_group": writers.PARQUET_ROWS_PER_GROUP}
-        self.connection.send(("open", config))
-
-    # -- requests
-
-    def prepare(self, batch: list[Article]) -> None:
-        self.connection.send(("prepare", batch))
-
-    def finish(self, prepared: Prepared, predicted: Predicted) -> None:
-        """Send a predicted batch to be summarised and written; waits while :data:`DEPTH` are unwritten."""
-        while not self.ready:
-            self._receive()
-        while self.unwritten >= DEPTH:
-            self._receive()
-        self.connection.send(("finish", prepared, predicted))
-        self.unwritten += 1
-
-    def next_prepared(self) -> Prepared:
-        """The oldest prepared batch (waits for it)."""
-        while not self.prepared:
-            self._receive()
-        return self.prepared.popleft()
-
-    def poll_ready(self) -> bool:
-        """Whether the worker has started (reads any reply that has arrived, without waiting)."""
-        while not self.ready and self.connection.poll(0):
-            self._receive()
-        return self.ready
-
-    def close(self) -> None:
-        """Ask the worker to write everything sent, close the files and exit; wait for it."""
-        self.connection.send(("close",))
-        while not self.closed:
-            self._receive()
-        self.process.wait(STOP_SECONDS)
-
-    def stop(self) -> None:
-        """End the worker whatever state it is in (after :meth:`close`, or on an error or Ctrl-C)."""
-        if self.process.poll() is None and not self.closed:
-            deadline = time.monotonic() + STOP_SECONDS
-            try:
-                self.connection.send(("close",))
-                # read (and drop) its replies meanwhile, so that it never waits on a full pipe
-                while self.process.poll() is None and time.monotonic() < deadline:
-                    if self.connection.poll(0.05):
-                        self.connection.recv()
-            except (OSError, EOFError):
-                pass
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self.connection.close()
-
-    # -- replies
-
-    def _receive(self) -> None:
-        while not self.connection.poll(POLL_SECONDS):
-            if self.process.poll() is not None and not self.connection.poll(0):
-                raise WorkerError(f"the scoring worker ended unexpectedly (exit code {self.process.returncode})")
-        try:
-            kind, *body = self.connection.recv()
-        except EOFError as problem:
-            self.process.wait(STOP_SECONDS)
-            raise WorkerError(f"the scoring worker ended unexpectedly (exit code {self.process.returncode})") \
-                from problem
-        if kind == "ready":
-            self.ready = True
-        elif kind == "prepared":
-            self.prepared.append(body[0])
-        elif kind == "written":
-            self.unwritten -= 1
-            self.on_written(*body)
-        elif kind == "closed":
-            self.closed = True
-        elif kind == "failed":
-            self.closed = True  # it has closed its files and is exiting
-            raise body[0]
-        else:  # pragma: no cover - both ends are this module
-            raise WorkerError(f"unknown reply {kind!r} from the scoring worker")
-
-
-def batches(articles: Iterable[Article], size: int) -> Iterable[list[Article]]:
+def batches(articles: Iterable[Article], size: int) -> Iterator[list[Article]]:
     """``articles`` in lists of ``size`` (the last may be shorter)."""
     batch: list[Article] = []
     for article in articles:
@@ -200,106 +61,276 @@ def batches(articles: Iterable[Article], size: int) -> Iterable[list[Article]]:
         yield batch
 
 
-def score_overlapped(articles: Iterable[Article], kernel: Kernel, paths: tuple[Path, Path], fmt: str, excel: bool,
-                     articles_per_batch: int, on_written: Written) -> None:
-    """Score ``articles`` into ``paths`` with a worker process (see the module docstring).
+class BatchSink:
+    """The two output files of a run; writes a batch's rows (sentence columns and article rows)."""
 
-    The rows are those of the serial path. ``on_written(articles, sentences, error_rows)`` is
-    called here for every batch the worker has written. ``kernel.explain`` must be 0 (the
-    worker has no model). Errors of the reader or the model propagate after the worker has
-    written what it had and exited; :class:`WorkerError` when the worker itself dies.
+    def __init__(self, kernel: Kernel, sentences_path: Path, articles_path: Path, fmt: str, excel: bool) -> None:
+        self.sentences = RowWriter(sentences_path, kernel.sentence_columns, fmt, excel)
+        try:
+            self.articles = RowWriter(articles_path, kernel.article_columns, fmt, excel)
+        except BaseException:
+            self.sentences.close()
+            raise
+
+    def write(self, rows: Rows) -> tuple[int, int, list[dict[str, Any]]]:
+        """Write one batch; returns its article count, sentence count and error article rows."""
+        columns, article_rows = rows
+        self.sentences.write_columns(columns)
+        self.articles.write_rows(article_rows)
+        return len(article_rows), len(columns["text"]), [row for row in article_rows if row["error"] is not None]
+
+    def close(self) -> None:
+        try:
+            self.sentences.close()
+        finally:
+            self.articles.close()
+
+
+def finished_rows(kernel: Kernel, prepared: Prepared, predicted: Predicted) -> Rows:
+    """A predicted batch summarised and turned into rows (what the worker's ``finish`` job returns)."""
+    scored: list[ScoredArticle] = kernel.finish(prepared, predicted)
+    return kernel.batch_rows(scored)
+
+
+class WorkerError(RuntimeError):
+    """The worker process failed or ended without saying why."""
+
+
+class Worker:
+    """This process's handle on the worker: start it, send jobs, collect replies, stop it.
+
+    Replies (``("prepared" | "finished", job id, result)``) are handed to ``on_reply``.
+    """
+
+    def __init__(self, kernel: Kernel, on_reply: Callable[[int, Any], None]) -> None:
+        self.on_reply = on_reply
+        self.ready = False
+        self.waiting = 0  # jobs sent and not answered
+        mine, theirs = Pipe(duplex=True)
+        self.connection: Connection = mine
+        # the child imports this copy of stance, whatever the parent's sys.path was built from
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stance.scoring.pipeline", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()  # the child has its own copy: this end reads EOF once the child is gone
+        self.connection.send(("open", {"name": kernel.name, "sha256": kernel.sha256, "batch_size": kernel.batch_size,
+                                       "keep_fields": kernel.keep_fields}))
+
+    def free(self) -> bool:
+        """Whether the worker has started and has room for another job (reads arrived replies)."""
+        self.receive(block=False)
+        return self.ready and self.waiting < WORKER_JOBS
+
+    def send(self, kind: str, job: int, *payload: Any) -> None:
+        self.connection.send((kind, job, *payload))
+        self.waiting += 1
+
+    def receive(self, block: bool) -> None:
+        """Handle every reply that has arrived; with ``block``, wait for at least one.
+
+        Raises :class:`WorkerError` when the worker reports a failure or is gone.
+        """
+        while True:
+            if not self.connection.poll(0):
+                if not block:
+                    return
+                while not self.connection.poll(POLL_SECONDS):
+                    if self.process.poll() is not None and not self.connection.poll(0):
+                        raise WorkerError(f"the scoring worker ended (exit code {self.process.returncode})")
+            try:
+                kind, *body = self.connection.recv()
+            except (EOFError, OSError) as problem:
+                raise WorkerError("the scoring worker ended") from problem
+            if kind == "ready":
+                self.ready = True
+            elif kind == "failed":
+                raise WorkerError(f"the scoring worker failed: {body[0]}")
+            else:
+                self.waiting -= 1
+                self.on_reply(body[0], body[1])
+            block = False
+
+    def stop(self) -> None:
+        """Tell the worker to exit and wait for it (killed after :data:`STOP_SECONDS`); idempotent."""
+        if self.process.poll() is None:
+            deadline = time.monotonic() + STOP_SECONDS
+            try:
+                self.connection.send(("close", 0))
+                # drop its replies meanwhile, so that it never waits on a full pipe
+                while self.process.poll() is None and time.monotonic() < deadline:
+                    if self.connection.poll(0.05):
+                        self.connection.recv()
+            except (OSError, EOFError):
+                pass
+            if self.process.poll() is None:
+                self.process.kill()
+        self.process.wait()
+        self.connection.close()
+
+
+@dataclass
+class _Slot:
+    """One batch between reading and writing."""
+
+    articles: list[Article]
+    prepared: Prepared | None = None
+    predicted: Predicted | None = None
+    rows: Rows | None = None
+    at_worker: bool = False  # a job of this batch is with the worker
+
+
+def score_overlapped(articles: Iterable[Article], kernel: Kernel, sink: BatchSink, articles_per_batch: int,
+                     on_written: Written) -> None:
+    """Score ``articles`` into ``sink``, sharing preparation and finishing with a worker process.
+
+    The rows are those of the serial path, written in input order; ``on_written(articles,
+    sentences, error_rows)`` is called after each batch is written. ``kernel.explain`` must be 0
+    (the worker holds no model: ``ValueError`` otherwise). An error of the reader or the model
+    propagates once the worker has been stopped; a failure of the worker itself is not an error:
+    this process does the rest of the work.
     """
     if kernel.explain:
-        raise ValueError("the overlapped engine cannot explain (the worker holds no model); use the serial path")
-    worker = Worker(kernel, paths, fmt, excel, on_written)
+        raise ValueError("the overlapped engine cannot explain (its worker holds no model); use the serial path")
+    window: deque[_Slot] = deque()
+    jobs: dict[int, _Slot] = {}
+
+    def on_reply(job: int, result: Any) -> None:
+        slot = jobs.pop(job)
+        slot.at_worker = False
+        if isinstance(result, Prepared):
+            slot.prepared = result
+        else:
+            slot.rows = result
+
+    worker: Worker | None = Worker(kernel, on_reply)
+
+    def lose_worker() -> None:
+        # its unanswered jobs are done here: nothing they held is lost (each slot keeps its inputs)
+        nonlocal worker
+        if worker is not None:
+            worker.stop()
+            worker = None
+        for slot in jobs.values():
+            slot.at_worker = False
+        jobs.clear()
+
+    def worker_free() -> bool:
+        try:
+            return worker is not None and worker.free()
+        except WorkerError:
+            lose_worker()
+            return False
+
+    def wait_for_worker() -> None:
+        if worker is None:  # pragma: no cover - no job is with a lost worker
+            return
+        try:
+            worker.receive(block=True)
+        except WorkerError:
+            lose_worker()
+
+    source = batches(articles, articles_per_batch)
+    next_job = 0
+    exhausted = False
+    failure: Exception | None = None  # of the input: raised once the batches read before it are written
     try:
-        # each entry: a batch prepared here (while the worker starts) or None (prepared by the worker)
-        window: deque[Prepared | None] = deque()
-        source = iter(batches(articles, articles_per_batch))
-        exhausted = False
         while True:
-            while not exhausted and len(window) < DEPTH + 1:
-                batch = next(source, None)
+            while not exhausted and len(window) < WINDOW:
+                try:
+                    batch = next(source, None)
+                except Exception as problem:
+                    failure, batch = problem, None
                 if batch is None:
                     exhausted = True
-                elif worker.poll_ready():
-                    worker.prepare(batch)
-                    window.append(None)
-                else:
-                    window.append(kernel.prepare(batch))
+                    break
+                slot = _Slot(batch)
+                window.append(slot)
+                if worker_free():
+                    assert worker is not None
+                    jobs[next_job] = slot
+                    slot.at_worker = True
+                    worker.send("prepare", next_job, batch)
+                    next_job += 1
+            for lost in window:  # a finishing job the worker did not answer: done here
+                if not lost.at_worker and lost.predicted is not None and lost.rows is None:
+                    assert lost.prepared is not None
+                    lost.rows = finished_rows(kernel, lost.prepared, lost.predicted)
+            while window and window[0].rows is not None:
+                on_written(*sink.write(window.popleft().rows))  # type: ignore[arg-type]
             if not window:
                 break
-            entry = window.popleft()
-            prepared = worker.next_prepared() if entry is None else entry
-            predicted = kernel.predict(prepared)
-            prepared.contexts = []  # finishing without explanations needs no contexts: less to send
-            worker.finish(prepared, predicted)
-        worker.close()
+            slot = next((s for s in window if s.predicted is None), None)
+            if slot is None or slot.at_worker:  # what comes next is with the worker
+                wait_for_worker()
+                continue
+            if slot.prepared is None:
+                slot.prepared = kernel.prepare(slot.articles)
+            slot.predicted = kernel.predict(slot.prepared)
+            slot.prepared.contexts = []  # finishing without explanations needs no contexts: less to send
+            if worker_free():
+                assert worker is not None
+                jobs[next_job] = slot
+                slot.at_worker = True
+                worker.send("finish", next_job, slot.prepared, slot.predicted)
+                next_job += 1
+            else:
+                slot.rows = finished_rows(kernel, slot.prepared, slot.predicted)
     finally:
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+    if failure is not None:
+        raise failure
 
 
 # ------------------------------------------------------------------ the worker process
 
 
 def _serve(connection: Connection) -> None:
-    """The worker's loop: requests in order, until ``close``; any failure is sent back, then it exits."""
-    from stance.scoring import writers
-
+    """The worker's loop: jobs in order until ``close``; a failure is reported, then it exits."""
     requests: SimpleQueue[Any] = SimpleQueue()
 
     def read() -> None:
-        # always draining the socket, so that the parent's sends never wait on this process's
-        # sends (which wait on the parent reading): no deadlock with both pipes full
+        # always draining the pipe, so that the parent's sends never wait on this process's sends
+        # (which wait on the parent reading): no deadlock with both pipes full
         try:
             while True:
                 requests.put(connection.recv())
         except (EOFError, OSError):
-            requests.put(("close",))
+            requests.put(("close", 0))
 
     threading.Thread(target=read, daemon=True).start()
-    sink: BatchSink | None = None
     kernel: Kernel | None = None
     try:
         while True:
-            kind, *body = requests.get()
+            kind, job, *body = requests.get()
             if kind == "open":
-                config = body[0]
-                writers.PARQUET_ROWS_PER_GROUP = config["rows_per_group"]  # this process's own copy
+                config = job
                 kernel = Kernel(None, config["name"], config["sha256"], config["batch_size"], config["keep_fields"])
-                sentences_path, articles_path = (Path(p) for p in config["paths"])
-                sink = BatchSink(kernel, sentences_path, articles_path, config["fmt"], config["excel"])
                 connection.send(("ready",))
-            elif kind == "prepare":
-                assert kernel is not None
-                connection.send(("prepared", kernel.prepare(body[0])))
-            elif kind == "finish":
-                assert kernel is not None and sink is not None
-                connection.send(("written", *sink.write(kernel.finish(*body))))
+            elif kind == "prepare" and kernel is not None:
+                connection.send(("prepared", job, kernel.prepare(body[0])))
+            elif kind == "finish" and kernel is not None:
+                connection.send(("finished", job, finished_rows(kernel, *body)))
             elif kind == "close":
-                if sink is not None:
-                    sink.close()
-                    sink = None
-                connection.send(("closed",))
                 return
-    except BaseException as problem:
-        if sink is not None:
-            with contextlib.suppress(Exception):  # the failure being reported matters more
-                sink.close()
-        try:
-            connection.send(("failed", problem))
-        except Exception:  # an exception that does not pickle: its text
-            connection.send(("failed", RuntimeError(f"scoring worker: {type(problem).__name__}: {problem}")))
+    except Exception as problem:  # reported as text: the parent does the work itself
+        connection.send(("failed", f"{type(problem).__name__}: {problem}"))
         raise SystemExit(1) from None
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the worker process: ``python -m stance.scoring.pipeline <connection fd>``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # this process only: the parent decides when to stop
-    fd = int((argv if argv is not None else sys.argv[1:])[0])
-    connection = Connection(fd)
+    connection = Connection(int((argv if argv is not None else sys.argv[1:])[0]))
     try:
         _serve(connection)
+    except (BrokenPipeError, ConnectionResetError):  # the parent is gone: nothing to report to
+        pass
     finally:
         connection.close()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -48,8 +49,31 @@ _JSON_BY_TYPE: dict[type, Callable[[Any], str]] = {
 
 def json_column(values: list[Any], encode: Callable[[Any], str]) -> list[str]:
     """Each value of a column as JSON text, the same text ``encode`` (the row encoder) gives it."""
+    types = set(map(type, values))
+    if types == {str}:
+        distinct = set(values)
+        if len(distinct) * 4 <= len(values):  # a column repeated per article (source, model...)
+            return list(map({value: encode_basestring(value) for value in distinct}.__getitem__, values))
+        return list(map(encode_basestring, values))
+    if types == {int}:
+        return list(map(int.__repr__, values))
+    if types == {float} and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))
+    if types == {type(None)}:
+        return ["null"] * len(values)
     by_type = _JSON_BY_TYPE.get
     return [(by_type(type(value)) or encode)(value) for value in values]
+
+
+def csv_column(values: list[Any], excel: bool = False) -> list[Any]:
+    """:func:`csv_cell` of every value of a column (whole columns of numbers, or of text without
+    ``excel``, are already their cells)."""
+    types = set(map(type, values))
+    if types <= {int, float} or (types == {str} and not excel):
+        return values
+    if types == {type(None)}:
+        return [""] * len(values)
+    return [csv_cell(value, excel) for value in values]
 
 
 def arrow_type(column: str) -> Any:
@@ -185,7 +209,7 @@ class RowWriter:
             while self.pending_rows >= PARQUET_ROWS_PER_GROUP:
                 self._flush_pending(PARQUET_ROWS_PER_GROUP)
         elif self.fmt == "csv":
-            cells = [[csv_cell(v, self.excel) for v in values] for values in full]
+            cells = [csv_column(values, self.excel) for values in full]
             self.writer.writer.writerows(zip(*cells))
         else:
             # one %-template per file: '{"name": %s, ...}' with each column's JSON text filled in
