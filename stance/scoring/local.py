@@ -25,7 +25,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from stance.scoring.kernel import Kernel
+from stance.scoring.kernel import PREDICT_BATCH, Kernel
 from stance.scoring.pipeline import BatchSink, batches, score_overlapped
 from stance.scoring.readers import Article, read_articles
 from stance.scoring.writers import check_outputs, mark_scores
@@ -33,7 +33,7 @@ from stance.scoring.writers import check_outputs, mark_scores
 __all__ = ["ARTICLES_PER_BATCH", "IDLE_CPUS_NEEDED", "PIPELINE_MIN_CHARACTERS", "batches", "idle_cpus",
            "score_files", "write_scores"]
 
-ARTICLES_PER_BATCH = 16
+ARTICLES_PER_BATCH = 64
 # about 2,000 news sentences: scoring them serially takes several times the worker's start-up
 PIPELINE_MIN_CHARACTERS = 250_000
 IDLE_CPUS_NEEDED = 0.5
@@ -131,7 +131,7 @@ def score_files(
     text_field: str = "text",
     id_field: str | None = "id",
     force: bool = False,
-    batch_size: int = 256,
+    batch_size: int = PREDICT_BATCH,
     articles_per_batch: int = ARTICLES_PER_BATCH,
     stdin_format: str = "text",
     stdin: BinaryIO | None = None,
