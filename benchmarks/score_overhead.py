@@ -129,6 +129,7 @@ _RSS_WRAPPER = (
     # RUSAGE_CHILDREN of this fresh wrapper: the largest peak among its descendants that were waited for
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
 )
+_PASS_THROUGH = "import subprocess, sys\nsubprocess.run(sys.argv[1:], check=True)\n"
 _OVERLAPPED_RSS = (
     "import resource, sys, time\n"
     "t0 = time.perf_counter()\n"
@@ -155,9 +156,11 @@ def peak_memory(work: Path, model: str, sizes: tuple[int, ...] = SIZES) -> list[
                                      text=True).stdout.split()[0])
         cli_seconds = time.perf_counter() - started
         written = sum(1 for _ in (target / "sentences.jsonl").open(encoding="utf-8"))
+        # through a small wrapper: Linux keeps a process's peak RSS across exec, so a process forked
+        # from this (large) one would report this one's memory as its own
         main_kib, worker_kib, overlapped_seconds = subprocess.run(
-            [sys.executable, "-c", _OVERLAPPED_RSS, str(corpus), str(work / f"memory-overlap-{size}"), model],
-            check=True, capture_output=True, text=True).stdout.split()
+            [sys.executable, "-c", _PASS_THROUGH, sys.executable, "-c", _OVERLAPPED_RSS, str(corpus),
+             str(work / f"memory-overlap-{size}"), model], check=True, capture_output=True, text=True).stdout.split()
         out.append({"sentences": written, "input_mib": corpus.stat().st_size / 2**20, "cli_peak_rss_mib": cli_kib / 1024,
                     "cli_seconds": cli_seconds, "overlapped_main_peak_rss_mib": int(main_kib) / 1024,
                     "overlapped_worker_peak_rss_mib": int(worker_kib) / 1024,
