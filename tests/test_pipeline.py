@@ -19,6 +19,7 @@ from stance.scoring.kernel import Kernel
 from stance.scoring.local import write_scores
 from stance.scoring.readers import Article
 
+GOOD2 = "Encryption protects everyone.\nThe vote is on Tuesday."
 FORMATS = [("jsonl", False), ("csv", False), ("csv", True), ("parquet", False)]
 ODD = ("=SUM(A1) looks like a formula. \"Quoted\", with commas; and a % sign %s.\r\nA line\u2028break, "
        "an emoji \U0001F600 and a \ufffd.\n• a list item\n+ plus first. - minus @at")
@@ -304,3 +305,38 @@ def test_score_article_and_the_overlapped_engine_agree(tiny_baseline, tmp_path, 
     rows = [json.loads(line) for line in (tmp_path / "out" / "sentences.jsonl").read_text().splitlines()]
     assert [(s["start"], s["end"], s["label"], *(s["scores"][x] for x in LABELS)) for s in scored.sentences] == \
         [(r["start"], r["end"], r["label"], *(r[f"p_{x}"] for x in LABELS)) for r in rows[: len(scored.sentences)]]
+
+
+def test_summaries_of_a_batch_equal_each_summary():
+    rng = np.random.default_rng(3)
+    probas = [rng.dirichlet([0.5, 0.5, 2], size=n) if n else np.zeros((0, 3)) for n in (0, 1, 2, 5, 40, 70, 3)]
+    assert aggregate.summarise_many(probas) == [aggregate.summarise(p) for p in probas]
+
+
+def test_a_summary_failure_is_that_articles_error_row(tiny_baseline, monkeypatch):
+    from stance.scoring import kernel as kernel_module
+
+    def failing_many(probas):
+        raise FloatingPointError("batch")
+
+    def failing_one(proba):
+        if len(proba) == 3:
+            raise FloatingPointError("three sentences")
+        return aggregate.summarise(proba)
+
+    monkeypatch.setattr(kernel_module, "summarise_many", failing_many)
+    monkeypatch.setattr(kernel_module, "summarise", failing_one)
+    scoring = scoring_kernel(tiny_baseline)
+    articles = [Article("s", "three", "One is here. Two is here. Three is here."), Article("s", "two", GOOD2)]
+    scored = scoring.score(articles)
+    assert scored[0].error == "summary failed: FloatingPointError: three sentences" and not scored[0].sentences
+    assert scored[1].error is None and scored[1].summary == aggregate.summarise(scored[1].proba)
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_every_batch_is_written_whatever_the_window(tiny_baseline, tmp_path, monkeypatch, eager_worker, window):
+    # a window emptied by finished batches is not the end of the input
+    monkeypatch.setattr(pipeline, "WINDOW", window)
+    results = run_both(tiny_baseline, tmp_path, mixed_articles(30), per_batch=2)
+    assert results[True] == results[False] and results[True][0]["articles"] == 30
+    assert ("finish", 1) in eager_worker or ("finish", 0) in eager_worker

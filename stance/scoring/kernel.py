@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from stance.aggregate import summarise
+from stance.aggregate import summarise, summarise_many
 from stance.context import segment_with_context
 from stance.labels import LABELS
 from stance.scoring.readers import Article, one_line
@@ -217,17 +217,24 @@ class Kernel:
                 text = article.text
                 scored.sentences = [Sentence(text[a:b], a, b) for a, b in zip(prepared.starts[i], prepared.ends[i])]
                 scored.proba = predicted.probas[i]
+            out.append(scored)
+        live = [scored for scored in out if scored.error is None]
+        try:  # the batch's summaries together (same numbers); on a failure, one by one to find whose
+            for scored, summary in zip(live, summarise_many([scored.proba for scored in live])):
+                scored.summary = summary
+        except Exception:
+            for scored in live:
                 try:
                     scored.summary = summarise(scored.proba)
                 except Exception as problem:
                     scored.error, scored.sentences = f"summary failed: {one_line(problem)}", []
+        for i, scored in enumerate(out):
             if scored.error is None and self.explain:
                 try:
                     scored.explanations = self.model.attributions([s.text for s in scored.sentences],
                                                                   prepared.contexts[i], self.explain)
                 except Exception as problem:
                     scored.error, scored.sentences = f"explanation failed: {one_line(problem)}", []
-            out.append(scored)
         return out
 
     def score(self, articles: Sequence[Article]) -> list[ScoredArticle]:

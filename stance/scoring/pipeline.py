@@ -238,13 +238,16 @@ def score_overlapped(articles: Iterable[Article], kernel: Kernel, sink: BatchSin
                 if batch is None:
                     exhausted = True
                     break
-                slot = _Slot(batch)
-                window.append(slot)
-                if worker_free():
+                window.append(_Slot(batch))
+            # the worker prepares from the back of the window while this process works from the
+            # front, so neither waits for the other unless the worker has fallen behind
+            ahead = next((s for s in window if s.predicted is None), None)
+            for waiting in reversed(window):
+                if waiting.prepared is None and not waiting.at_worker and waiting is not ahead and worker_free():
                     assert worker is not None
-                    jobs[next_job] = slot
-                    slot.at_worker = True
-                    worker.send("prepare", next_job, batch)
+                    jobs[next_job] = waiting
+                    waiting.at_worker = True
+                    worker.send("prepare", next_job, waiting.articles)
                     next_job += 1
             for lost in window:  # a finishing job the worker did not answer: done here
                 if not lost.at_worker and lost.predicted is not None and lost.rows is None:
@@ -252,8 +255,10 @@ def score_overlapped(articles: Iterable[Article], kernel: Kernel, sink: BatchSin
                     lost.rows = finished_rows(kernel, lost.prepared, lost.predicted)
             while window and window[0].rows is not None:
                 on_written(*sink.write(window.popleft().rows))  # type: ignore[arg-type]
-            if not window:
-                break
+            if not window:  # all written: the end, or read on (every batch read may be done already)
+                if exhausted:
+                    break
+                continue
             slot = next((s for s in window if s.predicted is None), None)
             if slot is None or slot.at_worker:  # what comes next is with the worker
                 wait_for_worker()
