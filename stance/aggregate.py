@@ -52,12 +52,12 @@ def _intervals(*samples: np.ndarray) -> list[tuple[float | None, float | None]]:
     return [tuple(next(bounds)) if ok else _interval(values) for values, ok in zip(samples, finite)]
 
 
-# resamples of articles up to this many sentences are kept (a few MiB at most), since drawing
+# resamples of every article length up to this many sentences are kept (9.4 MB at most), since drawing
 # them costs as much as the rest of a summary
-_CACHED_RESAMPLE_SENTENCES = 64
+_CACHED_RESAMPLE_SENTENCES = 48
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=_CACHED_RESAMPLE_SENTENCES)
 def _cached_resamples(n: int, resamples: int, seed: int) -> np.ndarray:
     rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
     rows.flags.writeable = False

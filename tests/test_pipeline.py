@@ -120,7 +120,7 @@ def reference_summary_intervals(proba: np.ndarray) -> dict:
             "stance_index": aggregate._interval(lean[rows].mean(axis=1))}
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 17, 64, 65, 130])
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 48, 49, 130])
 def test_summary_intervals_equal_the_plain_computation_exactly(n):
     rng = np.random.default_rng(n)
     for alpha in ([1, 1, 1], [0.1, 0.1, 5], [5, 0.3, 0.3]):
