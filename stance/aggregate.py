@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,37 @@ def _interval(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(low), float(high)
 
 
+def _intervals(*samples: np.ndarray) -> list[tuple[float | None, float | None]]:
+    """:func:`_interval` of each sample: one percentile call for all that are wholly finite (the
+    same numbers as one call each, in a fraction of the time), one call each for the others."""
+    finite = [bool(np.isfinite(values).all()) and len(values) > 0 for values in samples]
+    together = [values for values, ok in zip(samples, finite) if ok]
+    bounds = iter(np.percentile(np.stack(together), [2.5, 97.5], axis=1).T.tolist() if together else [])
+    return [tuple(next(bounds)) if ok else _interval(values) for values, ok in zip(samples, finite)]
+
+
+# resamples of every article length up to this many sentences are kept (9.4 MB at most), since drawing
+# them costs as much as the rest of a summary
+_CACHED_RESAMPLE_SENTENCES = 48
+
+
+@lru_cache(maxsize=_CACHED_RESAMPLE_SENTENCES)
+def _cached_resamples(n: int, resamples: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    rows.flags.writeable = False
+    return rows
+
+
+def resample_rows(n: int, resamples: int, seed: int) -> np.ndarray:
+    """``(resamples, n)`` sentence indices of the bootstrap resamples: ``default_rng(seed).integers(0, n)``.
+
+    The same for every article of ``n`` sentences (read-only; cached for short articles).
+    """
+    if n <= _CACHED_RESAMPLE_SENTENCES:
+        return _cached_resamples(n, resamples, seed)
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
 def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
     """The article summary of ``(n, len(LABELS))`` sentence probabilities; separates how much from which way.
 
@@ -61,6 +94,17 @@ def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
     * ``article_label`` by :func:`article_label` (declared before the article test was run);
     * per label: ``n_<label>``, ``share_<label>`` = n_<label> / n, ``mean_p_<label>``.
     """
+    return summarise_many([proba], resamples, seed)[0]
+
+
+# which bootstrap sample gives which interval, in the order _summary_and_samples lists them
+_SAMPLED = (("engagement_ci_low", "engagement_ci_high"), ("stance_index_ci_low", "stance_index_ci_high"),
+            ("balance_ci_low", "balance_ci_high"))
+
+
+def _summary_and_samples(proba: np.ndarray, resamples: int, seed: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """One article's summary with its intervals still ``None``, and the bootstrap samples they come
+    from (engagement, stance index, and balance when a sentence takes a side)."""
     proba = np.asarray(proba, dtype=float)
     n = int(proba.shape[0])
     labels = proba.argmax(axis=1) if n else np.zeros(0, int)
@@ -76,23 +120,37 @@ def summarise(proba: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int
                                       "balance", "balance_ci_low", "balance_ci_high", "stance_index",
                                       "stance_index_ci_low", "stance_index_ci_high"]))
         summary.update(article_label="neutral coverage", net_stance=0.0)
-        return summary
+        return summary, []
     enc, scan = (labels == ENCRYPTION).astype(float), (labels == SCANNING).astype(float)
     lean = proba[:, ENCRYPTION] - proba[:, SCANNING]
-    rows = np.random.default_rng(seed).integers(0, n, size=(resamples if n >= MIN_SENTENCES_FOR_INTERVAL else 0, n))
+    rows = resample_rows(n, resamples if n >= MIN_SENTENCES_FOR_INTERVAL else 0, seed)
     boot_enc, boot_scan = enc[rows].sum(axis=1), scan[rows].sum(axis=1)
     sided = counts[ENCRYPTION] + counts[SCANNING]
+    samples = [(boot_enc + boot_scan) / n, lean[rows].mean(axis=1)]
+    if sided:
+        samples.append(_ratio(boot_enc - boot_scan, boot_enc + boot_scan))
     summary["engagement"] = float(sided / n)
     summary["engagement_expected"] = float((proba[:, ENCRYPTION] + proba[:, SCANNING]).mean())
-    summary["engagement_ci_low"], summary["engagement_ci_high"] = _interval((boot_enc + boot_scan) / n)
+    summary["engagement_ci_low"] = summary["engagement_ci_high"] = None
     summary["balance"] = float((counts[ENCRYPTION] - counts[SCANNING]) / sided) if sided else None
-    summary["balance_ci_low"], summary["balance_ci_high"] = (
-        _interval(_ratio(boot_enc - boot_scan, boot_enc + boot_scan)) if sided else (None, None))
+    summary["balance_ci_low"] = summary["balance_ci_high"] = None
     summary["stance_index"] = float(lean.mean())
-    summary["stance_index_ci_low"], summary["stance_index_ci_high"] = _interval(lean[rows].mean(axis=1))
+    summary["stance_index_ci_low"] = summary["stance_index_ci_high"] = None
     summary["article_label"] = article_label(counts)
     summary["net_stance"] = net_stance(counts)
-    return summary
+    return summary, samples
+
+
+def summarise_many(probas: Sequence[np.ndarray], resamples: int = BOOTSTRAP_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> list[dict[str, Any]]:
+    """:func:`summarise` of each of ``probas`` (same dicts, same numbers), with the percentiles of
+    all their bootstrap samples taken in one call, which is most of a summary's cost."""
+    parts = [_summary_and_samples(proba, resamples, seed) for proba in probas]
+    found = iter(_intervals(*(sample for _, samples in parts for sample in samples)))
+    for summary, samples in parts:
+        for keys, _ in zip(_SAMPLED, samples):
+            summary[keys[0]], summary[keys[1]] = next(found)
+    return [summary for summary, _ in parts]
 
 
 # Article-level label rule, declared before the article-level test was run: an article whose

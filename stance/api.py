@@ -11,7 +11,7 @@ import numpy as np
 
 from stance.labels import LABELS
 from stance.models import StanceModel, store
-from stance.scoring.kernel import Kernel, ScoredArticle
+from stance.scoring.kernel import PREDICT_BATCH, Kernel, ScoredArticle
 from stance.scoring.readers import Article, clean_text, one_line
 from stance.text import has_visible_text
 
@@ -65,7 +65,7 @@ def model_label(name_or_path: str | Path | None) -> str:
     return store.resolve(name_or_path).name
 
 
-def kernel(model: str | Path | None = None, batch_size: int = 256, explain: int = 0,
+def kernel(model: str | Path | None = None, batch_size: int = PREDICT_BATCH, explain: int = 0,
            backend: str | None = None) -> Kernel:
     """The scoring kernel (:class:`stance.scoring.kernel.Kernel`) for a model name or folder."""
     loaded, ref = store.load(model, backend)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +28,52 @@ _FLOAT_PREFIXES = ("p_", "share_", "mean_p_", "engagement", "balance", "stance_i
 LIST_COLUMNS = frozenset({"top_pro-encryption", "top_pro-scanning"})
 # OWASP's CSV-injection advice: a cell starting with one of these is a formula to a spreadsheet
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _json_float(value: float) -> str:
+    # what json's encoder writes for a float (allow_nan: NaN and the infinities as JavaScript names)
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+# JSON text of a value by its exact type, as json.JSONEncoder(ensure_ascii=False) writes it;
+# any other type (lists, dicts, subclasses) goes through the encoder itself
+_JSON_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring, int: int.__repr__, float: _json_float,
+    type(None): lambda _: "null", bool: lambda value: "true" if value else "false",
+}
+
+
+def json_column(values: list[Any], encode: Callable[[Any], str]) -> list[str]:
+    """Each value of a column as JSON text, the same text ``encode`` (the row encoder) gives it."""
+    types = set(map(type, values))
+    if types == {str}:
+        distinct = set(values)
+        if len(distinct) * 4 <= len(values):  # a column repeated per article (source, model...)
+            return list(map({value: encode_basestring(value) for value in distinct}.__getitem__, values))
+        return list(map(encode_basestring, values))
+    if types == {int}:
+        return list(map(int.__repr__, values))
+    if types == {float} and all(map(math.isfinite, values)):
+        return list(map(float.__repr__, values))
+    if types == {type(None)}:
+        return ["null"] * len(values)
+    by_type = _JSON_BY_TYPE.get
+    return [(by_type(type(value)) or encode)(value) for value in values]
+
+
+def csv_column(values: list[Any], excel: bool = False) -> list[Any]:
+    """:func:`csv_cell` of every value of a column (whole columns of numbers, or of text without
+    ``excel``, are already their cells)."""
+    types = set(map(type, values))
+    if types <= {int, float} or (types == {str} and not excel):
+        return values
+    if types == {type(None)}:
+        return [""] * len(values)
+    return [csv_cell(value, excel) for value in values]
 
 
 def arrow_type(column: str) -> Any:
@@ -100,6 +148,8 @@ class RowWriter:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         self.columns, self.fmt, self.path = columns, fmt, Path(path)
         self.buffer: list[dict[str, Any]] = []
+        self.pending: list[Any] = []  # Parquet: column batches not yet written, and their row count
+        self.pending_rows = 0
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -107,6 +157,8 @@ class RowWriter:
             self.parquet = pq.ParquetWriter(self.path, self.schema)
             return
         self.encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
+        # the JSONL line of write_columns: keys as the encoder writes them, "%" doubled in them
+        self.template = "{" + ", ".join(encode_basestring(c).replace("%", "%%") + ": %s" for c in columns) + "}\n"
         self.excel = excel and fmt == "csv"
         encoding = "utf-8-sig" if self.excel else "utf-8"
         self.handle: TextIO = self.path.open("w", encoding=encoding, errors="replace", newline="")
@@ -133,10 +185,55 @@ class RowWriter:
         else:
             self.handle.writelines(self.encode(row) + "\n" for row in projected)
 
+    def write_columns(self, columns: dict[str, list[Any]]) -> None:
+        """Write a batch of rows given as columns (equal-length lists; missing columns are empty).
+
+        The file gets the same bytes as :meth:`write_rows` with the same rows: JSONL lines are
+        assembled from each column's JSON text, CSV rows from each column's cells, and Parquet
+        row groups keep their size (:data:`PARQUET_ROWS_PER_GROUP`). Raises ``ValueError`` when
+        the columns differ in length.
+        """
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        if not n:
+            return
+        full = [columns.get(c, [None] * n) for c in self.columns]
+        if self.fmt == "parquet":
+            import pyarrow as pa
+
+            self._flush()  # rows given one by one first, in order
+            self.pending.append(pa.Table.from_pydict(dict(zip(self.columns, full)), schema=self.schema))
+            self.pending_rows += n
+            while self.pending_rows >= PARQUET_ROWS_PER_GROUP:
+                self._flush_pending(PARQUET_ROWS_PER_GROUP)
+        elif self.fmt == "csv":
+            cells = [csv_column(values, self.excel) for values in full]
+            self.writer.writer.writerows(zip(*cells))
+        else:
+            # one %-template per file: '{"name": %s, ...}' with each column's JSON text filled in
+            texts = [json_column(values, self.encode) for values in full]
+            self.handle.writelines(self.template % row for row in zip(*texts))
+
+    def _flush_pending(self, limit: int | None = None) -> None:
+        """Write up to ``limit`` (all when ``None``) of the column batches' rows as one row group."""
+        import pyarrow as pa
+
+        if not self.pending_rows:
+            return
+        table = pa.concat_tables(self.pending)
+        take = self.pending_rows if limit is None else min(limit, self.pending_rows)
+        # one contiguous chunk per column, as a table made from rows has, so the file's bytes match
+        self.parquet.write_table(table.slice(0, take).combine_chunks())
+        rest = table.slice(take)
+        self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
     def write_table(self, table: Any) -> None:
         """Write every row of a ``pyarrow.Table`` holding (at least) this writer's columns."""
         if self.fmt == "parquet":
             self._flush()
+            self._flush_pending()
             self.parquet.write_table(table.select(self.columns).cast(self.schema))
         else:
             self.write_rows(table.to_pylist())
@@ -151,6 +248,7 @@ class RowWriter:
     def close(self) -> None:
         if self.fmt == "parquet":
             self._flush()
+            self._flush_pending()
             self.parquet.close()
         else:
             self.handle.close()
