@@ -72,15 +72,11 @@ def without_disk_cache(model: Any) -> None:
 
 def interleaved(sides: dict[str, Callable[[], Any]], rounds: int, warm: dict[str, Callable[[], Any]] | None = None
                 ) -> dict[str, dict[str, Any]]:
-    """Median, spread and every round's seconds of each side; each side runs once per round, in turn."""
-    for run in (warm or sides).values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(rounds):
-        for name, run in sides.items():
-            started = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - started)
+    """Median, spread and every round's seconds of each side; each side runs once per round, in turn
+    (:func:`stance.evaluation.backends.interleaved_seconds`)."""
+    from stance.evaluation.backends import interleaved_seconds
+
+    times = interleaved_seconds(sides, rounds, warm)
     return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
                    "runs_s": [round(x, 4) for x in t]} for name, t in times.items()}
 

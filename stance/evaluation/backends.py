@@ -68,10 +68,11 @@ def held_out_predictions(model: StanceModel) -> dict[str, dict[str, Any]]:
     return out
 
 
-def interleaved_seconds(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+def interleaved_seconds(sides: dict[str, Callable[[], Any]], rounds: int,
+                        warm: dict[str, Callable[[], Any]] | None = None) -> dict[str, list[float]]:
     """Wall seconds of each side in each of ``rounds`` rounds; every side runs once per round, in turn,
-    after one untimed warm-up call each."""
-    for run in sides.values():
+    after one untimed warm-up call each (``warm``: cheaper warm-up calls instead, e.g. on a few inputs)."""
+    for run in (warm or sides).values():
         run()
     times: dict[str, list[float]] = {name: [] for name in sides}
     for _ in range(rounds):
