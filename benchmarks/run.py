@@ -193,12 +193,17 @@ def rate(n: int, seconds: float) -> float:
 # ---------------------------------------------------------------- 2. baseline vs raw scikit-learn
 
 
-def raw_sklearn_pipeline(model_dir: Path) -> Any:
-    """The scikit-learn pipeline behind a saved baseline, refitted on the data its config names.
+def raw_sklearn_pipeline(model_dir: Path) -> tuple[Any, Callable[[list[str]], Any], list[int]]:
+    """The scikit-learn model behind a saved baseline, refitted on the data its config names.
 
-    A saved baseline holds only the compiled arrays (no scikit-learn objects), so the pipeline a
-    user would call is fitted again with the same parameters on the same (hash-checked) data.
+    A saved baseline holds only the compiled arrays (no scikit-learn objects), so the model a user
+    would call is fitted again with the same parameters on the same (hash-checked) data. Returns
+    the classifier, what a user would call on lone sentences for probabilities (``predict_proba``;
+    ``decision_function`` for LinearSVC, which has only margins) and the classes it saw. A model
+    that reads contexts has the context's columns after the sentence's: lone sentences leave them empty.
     """
+    import scipy.sparse as sp
+
     from stance.data.loaders import data_hash, extra_training_rows, seed_rows
     from stance.evaluation.protocol import probe_free
     from stance.models.base import read_config
@@ -211,11 +216,23 @@ def raw_sklearn_pipeline(model_dir: Path) -> Any:
     contexts = [r.get("context", "") for r in rows]
     if data_hash(texts, labels) != config["training_data"]["data_sha256"]:
         raise RuntimeError(f"{model_dir} was trained on other data than the current seeds/supplement; retrain it")
-    return TfidfModel(**config["params"]).fit(texts, labels, contexts).pipeline_
+    pipeline = TfidfModel(**config["params"]).fit(texts, labels, contexts).pipeline_
+    features, head = pipeline.named_steps["features"], pipeline.named_steps["classifier"]
+    context_columns = head.coef_.shape[1] - features.transform(["x"]).shape[1]
+    method = head.predict_proba if config["params"].get("classifier", "logreg") == "logreg" else head.decision_function
+
+    def call(sentences: list[str]) -> Any:
+        x = features.transform(sentences)
+        if context_columns:
+            x = sp.hstack([x, sp.csr_matrix((x.shape[0], context_columns))]).tocsr()
+        return method(x)
+
+    call.__name__ = method.__name__
+    return head, call, [int(c) for c in head.classes_]
 
 
 def bench_baseline(model_dir: Path, sentences: list[str], repeats: int) -> dict[str, Any]:
-    """Baseline ``stance.predict`` (compiled arrays) vs the same scikit-learn pipeline called directly."""
+    """Baseline ``stance.predict`` (compiled arrays) vs the same scikit-learn model called directly."""
     import numpy as np
 
     import stance
@@ -223,21 +240,18 @@ def bench_baseline(model_dir: Path, sentences: list[str], repeats: int) -> dict[
     from stance.models.tfidf_compiled import softmax
 
     model = stance.load(model_dir)
-    raw = raw_sklearn_pipeline(model_dir)
-    # what a user of the raw pipeline would call for probabilities (LinearSVC has only margins)
-    raw_call = raw.predict_proba if hasattr(raw, "predict_proba") and model.classifier == "logreg" else raw.decision_function
+    _, raw_call, present = raw_sklearn_pipeline(model_dir)
     times = compare({
         "stance.predict": lambda: stance.predict(sentences, model=model_dir),
         f"sklearn {raw_call.__name__}": lambda: raw_call(sentences),
     }, repeats)
-    n = len(sentences)
-    ours, theirs = (v["median_s"] for v in times.values())
     # same numbers: the compiled path against the pipeline's own probabilities (softmax of SVM margins)
-    present = [int(c) for c in raw.named_steps["classifier"].classes_]
     scores = raw_call(sentences)
     if raw_call.__name__ == "decision_function":
         scores = softmax(np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores)
     max_diff = float(np.abs(model.predict_proba(sentences) - expand_proba(scores, present)).max())
+    n = len(sentences)
+    ours, theirs = (v["median_s"] for v in times.values())
     out = {
         "sentences": n,
         "classifier": model.classifier,
