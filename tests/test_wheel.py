@@ -48,17 +48,23 @@ def run(installed: dict, *args: str) -> subprocess.CompletedProcess:
 def test_the_wheel_carries_the_default_model_and_no_checkout_files(installed):
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert "stance/packaged/DEFAULT" in names and "stance/packaged/baseline/config.json" in names
+    assert "stance/models/backend_choice.json" in names  # the measured default inference backend
     assert not [n for n in names if n.startswith(("data/", "seeds/", "tests/", "experiments/"))]
 
 
 def test_import_and_predict_from_the_installed_copy(installed):
-    code = ("import stance, json; p = stance.predict('Encryption protects everyone.'); "
-            "print(json.dumps({'file': stance.__file__, 'label': p.label, 'model': p.model}))")
+    code = ("import stance, json; from stance.models.backends import shipped_default; "
+            "p = stance.predict('Encryption protects everyone.'); "
+            "print(json.dumps({'file': stance.__file__, 'label': p.label, 'model': p.model, "
+            "'backend': shipped_default('mpnet')}))")
     result = run(installed, "-c", code)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["file"].startswith(str(installed["target"]))
     assert out["label"] == "pro-encryption" and out["model"] == "baseline"
+    from stance.models.backends import shipped_default
+
+    assert out["backend"] == shipped_default("mpnet")  # read from the installed package data
 
 
 def test_cli_predict_and_score_from_another_folder(installed):
