@@ -520,7 +520,8 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{x['fraction']:.0%}" for b, x in lim["backends"].items()) + ".",
         "",
         f"Made by `make benchmark` (`python benchmarks/run.py`) in {result['total_seconds']:.0f} s, "
-        f"{result.get('finished') or datetime_now()}: medians of {result['repeats']} rounds after a warm-up; in every "
+        f"{result.get('finished') or datetime_now()}: medians of {result['repeats']} rounds ({result.get('cheap_rounds', result['repeats'])} for the sub-second "
+        "baseline and `stance score` rows) after a warm-up; in every "
         "round each side of a row runs once, in turn, on the same sentences (seed and supplement sentences, some "
         "behind varied attributions; articles of 15-40 of them), so load from other jobs falls on both sides. "
         f"Machine: {result['machine']['cpus']} CPUs ({result['machine']['cpu']}), Python {result['machine']['python']}, "
@@ -551,6 +552,8 @@ def run(quick: bool) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     repeats = 2 if quick else 3
+    # sub-second sides (baseline, stance score) get more rounds: their medians move with every hiccup
+    cheap_rounds = 2 if quick else 9
     # sized for about 5 minutes on 2 shared cores; the default pipeline (one sentence per
     # forward pass) is by far the slowest side, hence its smaller subset
     n_baseline, n_transformer, n_default = (600, 48, 16) if quick else (5000, 160, 48)
@@ -559,11 +562,11 @@ def run(quick: bool) -> dict[str, Any]:
     say(f"benchmark: load average {load_before:.2f}; {'quick' if quick else 'full'} sizes")
 
     baseline_dir, transformer_dir = baseline_model_dir(), shipped_transformer_dir()
-    result: dict[str, Any] = {"repeats": repeats, "quick": quick,
+    result: dict[str, Any] = {"repeats": repeats, "cheap_rounds": cheap_rounds, "quick": quick,
                               "baseline_model": str(baseline_dir), "transformer_model": str(transformer_dir)}
     # cold start first: before this process has torch in memory, so the page cache is the only help
     result["cold_start"] = bench_cold_start(baseline_dir, transformer_dir, repeats)
-    result["baseline"] = bench_baseline(baseline_dir, benchmark_sentences(n_baseline), repeats)
+    result["baseline"] = bench_baseline(baseline_dir, benchmark_sentences(n_baseline), cheap_rounds)
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
         work = Path(tmp)
         result["score"] = {}
@@ -571,7 +574,8 @@ def run(quick: bool) -> dict[str, Any]:
                                        ("transformer", transformer_dir, score_sentences[1])):
             records = generated_articles(size, seed=7)
             corpus = write_jsonl(work / f"score-{label}.jsonl", records)
-            result["score"][label] = bench_score(model_dir, corpus, segmented_sentences(records), work, repeats,
+            result["score"][label] = bench_score(model_dir, corpus, segmented_sentences(records), work,
+                                                 cheap_rounds if label == "baseline" else repeats,
                                                  label, cli=label == "baseline")
         result["memory"] = bench_memory(baseline_dir, work, memory_sizes)
     sentences = benchmark_sentences(n_transformer)
