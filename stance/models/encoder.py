@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # the encoder's sentence-transformers config uses 256 positions; longer text is chunked
 ENCODE_MAX_LENGTH = 256
-# sentences per forward pass on the inference backends: length-sorted batches of 16 pad far less
-# than batches of 64 (mpnet on ONNX int8, 2 threads, interleaved: 2.1x faster on 48 sentences,
-# 1.3x on 160); torch fp32 keeps the model's batch size, as its vectors fill the embedding cache
+# at most this many sentences per forward pass of a packaged encoder, whatever the model's batch
+# size: length-sorted batches of 16 pad far less than batches of 64 (mpnet on ONNX int8, 2 threads,
+# interleaved: 2.1x faster on 48 sentences, 1.3x on 160); vectors differ only by padding noise
 INFERENCE_BATCH = 16
 # changing how embeddings are computed must change every cache key
 _RECIPE = f"mean-pool+l2:chunks-of-{ENCODE_MAX_LENGTH}:v1"
@@ -277,9 +277,10 @@ def encode(texts: Sequence[str], batch_size: int = 64, cache: bool = True, name:
 
     texts = check_texts(texts)
     backends.check_backend(backend)
+    batch_size = min(batch_size, INFERENCE_BATCH)
     if backend != backends.TRAINING_BACKEND:
         return embed_chunks(packaged_tokenizer(name), texts, hf.embedding_dim(name),
-                            backends.pooled_batches(name, backend, threads), min(batch_size, INFERENCE_BATCH))
+                            backends.pooled_batches(name, backend, threads), batch_size)
     if not cache:
         return embed_with(*packaged_encoder(name), texts, batch_size, threads=threads)
     folder = cache_dir()
