@@ -106,7 +106,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Drop fp32 -> int8: {result['macro_f1_drop']:+.4f} macro-F1 ({verdict} the {result['max_drop']} allowed); "
         f"labels agree on {result['label_agreement']:.1%} of the {result['sentences']} sentences, largest "
         f"probability difference {result['max_abs_probability_difference']:.3f}. "
-        + ("int8 may be used (opt-in: `stance.load(..., quantize=True)`)." if result["int8_acceptable"]
+        + ("int8 may be used (opt-in: `stance.load(..., backend='torch-int8')`)." if result["int8_acceptable"]
            else "int8 is not recommended; the default stays fp32."),
         "",
         f"Spec `{result['spec']}` {json.dumps(result['params'])}, grid {json.dumps(result['grid'])} tuned per "
