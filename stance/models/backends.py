@@ -11,7 +11,7 @@ Four backends run the same frozen encoder (:mod:`stance.models.hf`):
   (``onnxruntime.quantization.quantize_dynamic``).
 
 Both int8 recipes leave each layer's feed-forward output projection (3072 -> 768 in mpnet) in
-fp32 and quantise with 7-bit weights: measured on the seed and contrast-test sentences with
+fp32 and quantise weights per channel (ONNX: 7-bit, ``reduce_range``): measured on the seed and contrast-test sentences with
 all-mpnet-base-v2, quantising every projection gave embeddings whose cosine to fp32 had a median
 of 0.70 (plain int8) and 0.87 (7-bit), because the inputs of that projection (after GELU) have a
 wide range that one per-batch activation scale cannot hold, and 8-bit weights saturate the
