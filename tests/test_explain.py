@@ -250,7 +250,7 @@ def test_embedding_models_never_cache_the_deleted_word_variants(monkeypatch):
 
     seen: list[tuple[int, bool]] = []
 
-    def fake_encode(texts, batch_size=64, cache=True, name="minilm", threads=None):
+    def fake_encode(texts, batch_size=64, cache=True, name="minilm", threads=None, backend="torch-fp32"):
         seen.append((len(texts), cache))
         return np.array([[len(t), t.lower().count("privacy")] for t in texts], dtype=np.float32)
 

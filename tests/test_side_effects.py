@@ -77,15 +77,17 @@ def env_diff(before):
 
 
 def _record_threads(monkeypatch) -> list[int]:
-    """Torch's thread count at every padded batch (each forward pass of fit and predict)."""
+    """Torch's thread count at every forward pass of fit and predict: at each padded batch of the
+    fine-tuned family, and at each pooling of an encoder's output (frozen encoders, SetFit)."""
     seen: list[int] = []
-    pad = encoder.pad_batch
+    for name in ("pad_batch", "mean_pool"):
+        original = getattr(encoder, name)
 
-    def recording(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return pad(*args, **kwargs)
+        def recording(*args, _original=original, **kwargs):
+            seen.append(torch.get_num_threads())
+            return _original(*args, **kwargs)
 
-    monkeypatch.setattr(encoder, "pad_batch", recording)
+        monkeypatch.setattr(encoder, name, recording)
     return seen
 
 
