@@ -268,18 +268,8 @@ def pooled_batches(name: str, backend: str, threads: int | None) -> Callable[[np
 
     check_backend(backend)
     if backend.startswith("torch"):
-        import torch
-
         network = encoder.packaged_encoder(name)[0] if backend == "torch-fp32" else _torch_int8(name)
-
-        def run_torch(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            mask_t = torch.from_numpy(mask)
-            with encoder.torch_threads(threads), torch.inference_mode():
-                hidden = network(input_ids=torch.from_numpy(ids), attention_mask=mask_t).last_hidden_state
-                pooled = torch.nn.functional.normalize(encoder.mean_pool(hidden, mask_t), dim=-1)
-            return pooled.numpy()
-
-        return run_torch
+        return encoder.torch_pooled(network, threads)
     session = _session(name, backend, threads)
 
     def run_onnx(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

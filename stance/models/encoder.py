@@ -194,9 +194,16 @@ def embed_with(
     See :func:`embed_chunks` for chunking. ``model`` is put in eval mode. ``threads``: see
     :func:`torch_threads`.
     """
-    import torch
-
     model.eval()
+    return embed_chunks(tokenizer, texts, int(model.config.hidden_size), torch_pooled(model, threads), batch_size,
+                        max_length)
+
+
+def torch_pooled(model: Any, threads: int | None = None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The :func:`embed_chunks` step for an HF encoder run by torch: one padded batch (int64
+    ``input_ids``, ``attention_mask``) to mean-pooled, L2-normalised float32 vectors, on ``threads``
+    threads (:func:`torch_threads`)."""
+    import torch
 
     def pooled(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mask_t = torch.from_numpy(mask)
@@ -204,7 +211,7 @@ def embed_with(
             hidden = model(input_ids=torch.from_numpy(ids), attention_mask=mask_t).last_hidden_state
             return torch.nn.functional.normalize(mean_pool(hidden, mask_t), dim=-1).numpy()
 
-    return embed_chunks(tokenizer, texts, int(model.config.hidden_size), pooled, batch_size, max_length)
+    return pooled
 
 
 @lru_cache(maxsize=2)
