@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from stance.models.backends import BACKENDS
+from stance.models.embedding import without_embedding_cache
 
 
 def _members(model: Any) -> tuple[Any, list[Any], np.ndarray]:
@@ -62,14 +63,6 @@ def user_pipeline(model: Any, threads: int) -> Callable[[list[str], int | None],
     return run
 
 
-def without_disk_cache(model: Any) -> None:
-    """Frozen-encoder members would read embeddings from the disk cache: time the encoder instead
-    (this process's loaded copies only)."""
-    for member in [model, *getattr(model, "models_", [])]:
-        if hasattr(member, "cache"):
-            member.cache = False
-
-
 def interleaved(sides: dict[str, Callable[[], Any]], rounds: int, warm: dict[str, Callable[[], Any]] | None = None
                 ) -> dict[str, dict[str, Any]]:
     """Median, spread and every round's seconds of each side; each side runs once per round, in turn
@@ -86,10 +79,10 @@ def bench_transformer(model_dir: Path, sentences: list[str], default_sentences: 
     """``stance.predict`` on each backend (the default marked) vs the user's pipeline, interleaved."""
     import stance
 
-    default = stance.load(model_dir)
-    variants = {backend: stance.load(model_dir, backend=backend) for backend in BACKENDS}
+    # time the encoder, not the embedding cache's file reads
+    default = without_embedding_cache(stance.load(model_dir))
+    variants = {backend: without_embedding_cache(stance.load(model_dir, backend=backend)) for backend in BACKENDS}
     for variant in [default, *variants.values()]:
-        without_disk_cache(variant)
         variant.threads = threads
     chosen = next(m.backend for m in [default, *getattr(default, "models_", [])] if getattr(m, "backend", None))
     user = user_pipeline(default, threads)

@@ -30,12 +30,23 @@ from stance.data.loaders import (
 )
 from stance.data.similarity import near_duplicates_across
 from stance.evaluation.behavioural import build_cases
+from stance.evaluation.protocol import PROBES
 from stance.models.hf import file_sha256
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+def held_out_texts() -> list[str]:
+    """Every sentence no training row may nearly duplicate: the challenge set, the behavioural suite
+    (its probes included), the contrast test and the article test's sentences of 6+ words."""
+    behaviour = [text for case in build_cases() for text in case.texts]
+    return ([r["text"] for r in challenge_rows()] + behaviour + list(PROBES) + [r["text"] for r in contrast_test_rows()]
+            + [r["text"] for r in article_rows("article_test") if len(r["text"].split()) >= 6])
+
+
 def drop_groups(name: str, rows: list[dict], reference: list[str], why: str) -> None:
+    """Drop from ``data/<name>/<name>.csv`` every group of ``rows`` with a sentence near ``reference``
+    (recorded in ``excluded.csv`` with the sentence it is near and why)."""
     found = near_duplicates_across([r["text"] for r in rows], reference)
     groups = {rows[i]["group"] for i in found}
     path = DATA / name / f"{name}.csv"
@@ -62,9 +73,7 @@ def main() -> None:
     articles = [r for r in article_rows("articles") if len(r["text"].split()) >= 6]
     drop_groups("contrast_test", contrast_test_rows(), [r["text"] for r in seed_rows() + supplement_rows()],
                 "seed or supplement sentence")
-    behaviour = [text for case in build_cases() for text in case.texts]
-    tests = ([r["text"] for r in challenge_rows()] + behaviour + [r["text"] for r in contrast_test_rows()]
-             + [r["text"] for r in article_rows("article_test") if len(r["text"].split()) >= 6])
+    tests = held_out_texts()
     drop_groups("contrast", contrast_rows(), tests, "test sentence")
     found = near_duplicates_across([r["text"] for r in articles], tests)
     write_csv(DATA / "articles" / "leakage.csv",

@@ -2,7 +2,9 @@
 
 * ``contrast``: merges ``data/contrast/parts/*.csv`` (training contrast groups), assigns ids ``con0001``...;
 * ``contrast_test``: ``data/contrast_test/contrast_test_written.csv`` (the independent test set), ids ``ct0001``...;
-* ``append <part>``: a later writer's part joins the training contrast groups (ids continue).
+* ``append <part> <blind file>``: a later writer's part joins the training contrast groups (ids continue);
+  its groups near a held-out sentence (:func:`check_leakage.held_out_texts`, the probes included) are
+  dropped whole at once, into ``data/contrast/excluded.csv``.
 
 Each gets ``written_label`` (the writer's label: pass 1) and a shuffled ``blind.csv`` (id, text; labels
 hidden) for the blind second pass. Leakage control runs later, once, in ``experiments/check_leakage.py``,
@@ -12,6 +14,8 @@ and drops whole groups. Refuses to overwrite a set once it exists: after adjudic
 import random
 import sys
 from pathlib import Path
+
+from check_leakage import drop_groups, held_out_texts
 
 from stance.data.files import read_csv, write_csv
 from stance.evaluation.specs import SEED
@@ -53,6 +57,10 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
     out = _numbered(rows, prefix, len(existing) + 1)
     write_csv(target, existing + out, FIELDS)
+    # the set is frozen-tested already: the new part alone is checked against every held-out sentence
+    drop_groups(name, out, held_out_texts(), "test sentence or probe")
+    kept = {r["id"] for r in read_csv(target)}
+    out = [r for r in out if r["id"] in kept]
     _write_blind(out, DATA / name / blind_name, SEED + 3)
     print(f"{name}: appended {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
@@ -64,7 +72,7 @@ if __name__ == "__main__":
     elif which == "contrast":
         parts = [row for path in sorted((DATA / "contrast" / "parts").glob("*.csv")) for row in read_csv(path)]
         prepare("contrast", parts, "con")
-    elif which == "append":  # a later writer's part: prepare_contrast.py append writer_D.csv
-        append("contrast", read_csv(DATA / "contrast" / "parts" / sys.argv[2]), "con", "blind_part3.csv")
+    elif which == "append":  # a later writer's part: prepare_contrast.py append writer_E.csv blind_part4.csv
+        append("contrast", read_csv(DATA / "contrast" / "parts" / sys.argv[2]), "con", sys.argv[3])
     else:
-        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv>")
+        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv> <blind.csv>")

@@ -175,3 +175,18 @@ def test_the_rule_takes_the_fastest_backend_that_keeps_accuracy():
     for backend in ("torch-int8", "onnx-fp32", "onnx-int8"):
         accuracy[backend]["agreement"] = 0.5
     assert choose(accuracy, speed)[0] == "torch-fp32"
+
+
+def test_without_embedding_cache_turns_off_the_cache_of_a_copy_and_its_members_only():
+    from stance.models.embedding import EmbeddingLogRegModel, without_embedding_cache
+    from stance.models.ensemble import EnsembleModel
+    from stance.models.tfidf import TfidfModel
+
+    ensemble = EnsembleModel([{"family": "tfidf"}, {"family": "embedding-logreg"}])
+    ensemble.models_ = [TfidfModel(), EmbeddingLogRegModel()]
+    twin = without_embedding_cache(ensemble)
+    assert twin is not ensemble and twin.models_[1] is not ensemble.models_[1]
+    assert twin.models_[1].cache is False and not hasattr(twin.models_[0], "cache")
+    assert ensemble.models_[1].cache is True  # the loaded model is left as it was
+    alone = EmbeddingLogRegModel()
+    assert without_embedding_cache(alone).cache is False and alone.cache is True

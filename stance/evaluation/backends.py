@@ -27,6 +27,7 @@ from stance.evaluation.behavioural import run_suite
 from stance.evaluation.metrics import label_ids, macro_f1
 from stance.models import StanceModel
 from stance.models.backends import BACKENDS, TRAINING_BACKEND
+from stance.models.embedding import without_embedding_cache
 
 MAX_SCORE_CHANGE = 0.01
 MIN_AGREEMENT = 0.985
@@ -130,7 +131,7 @@ def compare_backends(model: StanceModel, backends: Sequence[str] = BACKENDS, rou
                                           .mean()) for s in SETS},
         }
     texts = [r["text"] for r in seed_rows()][:speed_sentences]
-    uncached = {backend: _uncached(variant) for backend, variant in variants.items()}
+    uncached = {backend: without_embedding_cache(variant) for backend, variant in variants.items()}
     times = interleaved_seconds({b: (lambda m=m: m.predict_proba(texts)) for b, m in uncached.items()}, rounds)
     speed = {b: len(texts) / statistics.median(t) for b, t in times.items()}
     chosen, verdicts = choose(accuracy, speed)
@@ -145,12 +146,3 @@ def compare_backends(model: StanceModel, backends: Sequence[str] = BACKENDS, rou
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
-
-def _uncached(model: StanceModel) -> StanceModel:
-    """A copy whose frozen-encoder members compute every embedding (the disk cache would time file reads)."""
-    twin = copy.copy(model)
-    if hasattr(twin, "models_"):
-        twin.models_ = [_uncached(member) for member in twin.models_]
-    if hasattr(twin, "cache"):
-        twin.cache = False
-    return twin
