@@ -55,7 +55,10 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     known = {r["group"] for r in existing}
     if any(r["group"] in known for r in rows):
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
-    out = _numbered(rows, prefix, len(existing) + 1)
+    # ids continue after the highest ever given, the excluded rows' included (dropped groups leave gaps)
+    excluded = DATA / name / "excluded.csv"
+    given = [r["id"] for r in existing + (read_csv(excluded) if excluded.exists() else [])]
+    out = _numbered(rows, prefix, max(int(i[len(prefix):]) for i in given) + 1)
     write_csv(target, existing + out, FIELDS)
     # the set is frozen-tested already: the new part alone is checked against every held-out sentence
     drop_groups(name, out, held_out_texts(), "test sentence or probe")
