@@ -106,6 +106,10 @@ TRANSFORMER_SPECS = [
     # so the learning rate is the one the seeds + supplement grid chose in every fold (1e-4), 2 epochs,
     # and only the model fitted on all training rows is scored (final_only: the rule cannot pick it)
     ModelSpec("minilm-finetune-2ep", "transformer", {"epochs": 2, "learning_rate": 1e-4}, final_only=True),
+    # the same recipe reading (sentence, context) pairs: the context (headline, list lead-in, previous
+    # sentence) is the second segment; ~20 minutes for one fit on 2 cores, so final_only too
+    ModelSpec("minilm-finetune-context-2ep", "transformer", {"epochs": 2, "learning_rate": 1e-4, "use_context": True},
+              final_only=True),
 ]
 
 
