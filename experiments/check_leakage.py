@@ -30,7 +30,6 @@ from stance.data.loaders import (
 )
 from stance.data.similarity import near_duplicates_across
 from stance.evaluation.behavioural import build_cases
-from stance.evaluation.protocol import PROBES
 from stance.models.hf import file_sha256
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -40,13 +39,13 @@ def held_out_texts() -> list[str]:
     """Every sentence no training row may nearly duplicate: the challenge set, the behavioural suite
     (its probes included), the contrast test and the article test's sentences of 6+ words."""
     behaviour = [text for case in build_cases() for text in case.texts]
-    return ([r["text"] for r in challenge_rows()] + behaviour + list(PROBES) + [r["text"] for r in contrast_test_rows()]
+    return ([r["text"] for r in challenge_rows()] + behaviour + [r["text"] for r in contrast_test_rows()]
             + [r["text"] for r in article_rows("article_test") if len(r["text"].split()) >= 6])
 
 
-def drop_groups(name: str, rows: list[dict], reference: list[str], why: str) -> None:
+def drop_groups(name: str, rows: list[dict], reference: list[str], why: str) -> set[str]:
     """Drop from ``data/<name>/<name>.csv`` every group of ``rows`` with a sentence near ``reference``
-    (recorded in ``excluded.csv`` with the sentence it is near and why)."""
+    (recorded in ``excluded.csv`` with the sentence it is near and why); returns the dropped groups."""
     found = near_duplicates_across([r["text"] for r in rows], reference)
     groups = {rows[i]["group"] for i in found}
     path = DATA / name / f"{name}.csv"
@@ -65,6 +64,7 @@ def drop_groups(name: str, rows: list[dict], reference: list[str], why: str) -> 
     earlier = read_csv(excluded) if excluded.exists() else []
     write_csv(excluded, earlier + dropped, [*all_rows[0], "near_duplicate_of", "reason"])
     print(f"{name}: dropped {len(groups)} groups ({len(dropped)} sentences), kept {len(kept)}")
+    return groups
 
 
 def main() -> None:

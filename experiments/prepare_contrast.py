@@ -7,8 +7,8 @@
   dropped whole at once, into ``data/contrast/excluded.csv``.
 
 Each gets ``written_label`` (the writer's label: pass 1) and a shuffled ``blind.csv`` (id, text; labels
-hidden) for the blind second pass. Leakage control runs later, once, in ``experiments/check_leakage.py``,
-and drops whole groups. Refuses to overwrite a set once it exists: after adjudication it holds final labels.
+hidden) for the blind second pass. For the first parts, leakage control ran later, once, in
+``experiments/check_leakage.py``, which drops whole groups. Refuses to overwrite a set once it exists: after adjudication it holds final labels.
 """
 
 import random
@@ -61,9 +61,8 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     out = _numbered(rows, prefix, max(int(i[len(prefix):]) for i in given) + 1)
     write_csv(target, existing + out, FIELDS)
     # the set is frozen-tested already: the new part alone is checked against every held-out sentence
-    drop_groups(name, out, held_out_texts(), "test sentence or probe")
-    kept = {r["id"] for r in read_csv(target)}
-    out = [r for r in out if r["id"] in kept]
+    dropped = drop_groups(name, out, held_out_texts(), "test sentence or probe")
+    out = [r for r in out if r["group"] not in dropped]
     _write_blind(out, DATA / name / blind_name, SEED + 3)
     print(f"{name}: appended {len(out)} sentences in {len({r['group'] for r in out})} groups")
 

@@ -145,4 +145,3 @@ def compare_backends(model: StanceModel, backends: Sequence[str] = BACKENDS, rou
         "speed": {"sentences": len(texts), "rounds": rounds, "threads": threads},
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
-

@@ -29,18 +29,6 @@ from stance.models.backends import BACKENDS, TRAINING_BACKEND, shipped_default
 from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
 
 HEAD_FILE = "head.npz"
-
-
-def without_embedding_cache(model: StanceModel) -> StanceModel:
-    """A shallow copy of ``model`` whose frozen-encoder parts (the model itself or an ensemble's
-    members) compute every embedding instead of reading the on-disk cache, for timing the encoder
-    rather than file reads. ``model`` itself is left as it was."""
-    twin = copy.copy(model)
-    if hasattr(twin, "models_"):
-        twin.models_ = [without_embedding_cache(member) for member in twin.models_]
-    if hasattr(twin, "cache"):
-        twin.cache = False
-    return twin
 ENCODER_DIR = "encoder"
 
 
@@ -53,6 +41,18 @@ def _fit_inputs(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str],
     if not texts:
         raise ValueError("cannot fit on an empty training set")
     return texts, y
+
+
+def without_embedding_cache(model: StanceModel) -> StanceModel:
+    """A shallow copy of ``model`` whose frozen-encoder parts (the model itself or an ensemble's
+    members) compute every embedding instead of reading the on-disk cache, for timing the encoder
+    rather than file reads. ``model`` itself is left as it was."""
+    twin = copy.copy(model)
+    if hasattr(twin, "models_"):
+        twin.models_ = [without_embedding_cache(member) for member in twin.models_]
+    if hasattr(twin, "cache"):
+        twin.cache = False
+    return twin
 
 
 class LogisticHead:
