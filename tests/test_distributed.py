@@ -291,3 +291,27 @@ def test_explanations_are_equal_in_both_engines(tmp_path, model):
     ray_rows = pq.read_table(tmp_path / "ray" / "sentences.parquet").to_pylist()
     assert ray_rows == pq.read_table(tmp_path / "local" / "sentences.parquet").to_pylist()
     assert sum(bool(row["explanation"]) for row in ray_rows) > len(ray_rows) / 4
+
+
+def test_actors_share_one_unpacked_copy_per_model(tmp_path, model):
+    """Every actor unpacks the payload; a run must not leave one copy per actor in the temp folder."""
+    from stance.models.store import resolve
+    from stance.scoring.distributed import model_payload, unpacked_model
+
+    payload = model_payload(resolve(model))
+    first = unpacked_model(payload, root=tmp_path)
+    again = unpacked_model(payload, root=tmp_path)
+    assert first == again == tmp_path / f"stance-model-{payload['sha256']}" / payload["name"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"stance-model-{payload['sha256']}"]
+
+    # a copy damaged after it was unpacked is replaced, not used
+    weights = first / "config.json"
+    weights.write_bytes(b"damaged")
+    assert unpacked_model(payload, root=tmp_path) == first
+    assert weights.read_bytes() == payload["files"][weights.relative_to(first).as_posix()]
+    assert [p.name for p in tmp_path.iterdir()] == [f"stance-model-{payload['sha256']}"]
+
+    tampered = {**payload, "files": {**payload["files"], weights.relative_to(first).as_posix(): b"other"}}
+    with pytest.raises(ValueError, match="other bytes than the driver sent"):
+        unpacked_model(tampered, root=tmp_path / "fresh")
+    assert list((tmp_path / "fresh").iterdir()) == []

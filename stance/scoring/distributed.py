@@ -24,6 +24,7 @@ it. Install it with ``pip install stance[ray]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -139,22 +140,67 @@ def model_payload(ref: ModelRef, backend: str | None = None) -> dict[str, Any]:
 
 
 def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
-    """(model, name, sha256) from :func:`model_payload`'s data, unpacked into a private temporary folder.
+    """(model, name, sha256) from :func:`model_payload`'s data, unpacked on this worker.
+
+    The files go to one folder per model sha256 under the system's temporary folder, shared by every
+    actor of the node and every run, so a run leaves at most one copy of a model behind, however
+    many actors start or are killed.
 
     Raises ``ValueError`` when the unpacked files do not hash to the recorded sha256, or for a
     backend the model cannot run.
     """
     from stance.models import load_model
-    from stance.models.store import folder_sha256
 
-    folder = Path(tempfile.mkdtemp(prefix="stance-model-")) / payload["name"]
+    folder = unpacked_model(payload)
+    return load_model(folder).with_backend(payload.get("backend")), payload["name"], payload["sha256"]
+
+
+def unpacked_model(payload: dict[str, Any], root: Path | None = None) -> Path:
+    """The folder holding :func:`model_payload`'s files: ``<root>/stance-model-<sha256>/<name>``.
+
+    ``root`` defaults to :func:`tempfile.gettempdir`. A folder that is already there is used when
+    its files hash to the payload's sha256; otherwise the files are written to a private staging
+    folder and renamed into place (atomic on one file system), so concurrent actors never see a
+    half-written model. Raises ``ValueError`` when the payload's bytes do not hash to its sha256.
+    """
+    import shutil
+
+    sha256, name = str(payload["sha256"]), str(payload["name"])
+    # Actors are killed without running finalisers, so a private folder per actor could never be
+    # removed; one folder per content hash bounds what is left behind instead.
+    home = Path(root or tempfile.gettempdir()) / f"stance-model-{sha256}"
+    if _holds(home / name, sha256):
+        return home / name
+    home.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"stance-model-{sha256[:12]}-", dir=home.parent))
     for relative, data in payload["files"].items():
-        target = folder / relative
+        target = staging / name / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    if folder_sha256(folder) != payload["sha256"]:
-        raise ValueError(f"model {payload['name']!r} arrived with other bytes than the driver sent")
-    return load_model(folder).with_backend(payload.get("backend")), payload["name"], payload["sha256"]
+    if not _holds(staging / name, sha256):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ValueError(f"model {name!r} arrived with other bytes than the driver sent")
+    if home.exists():  # a damaged copy from an earlier run: set it aside before removing it
+        aside = Path(tempfile.mkdtemp(prefix=f"stance-model-{sha256[:12]}-", dir=home.parent)) / "old"
+        with contextlib.suppress(OSError):  # another actor moved it first
+            os.rename(home, aside)
+        shutil.rmtree(aside.parent, ignore_errors=True)
+    try:
+        os.rename(staging, home)
+    except OSError:  # another actor placed a copy first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not _holds(home / name, sha256):
+            raise ValueError(f"model {name!r} could not be unpacked under {home.parent}") from None
+    return home / name
+
+
+def _holds(folder: Path, sha256: str) -> bool:
+    from stance.models.store import folder_sha256
+
+    try:
+        return folder.is_dir() and folder_sha256(folder) == sha256
+    except (OSError, ValueError):  # unreadable, or a config.json that is no longer JSON
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
