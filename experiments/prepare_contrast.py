@@ -2,6 +2,7 @@
 
 * ``contrast``: merges ``data/contrast/parts/*.csv`` (training contrast groups), assigns ids ``con0001``...;
 * ``contrast_test``: ``data/contrast_test/contrast_test_written.csv`` (the independent test set), ids ``ct0001``...;
+* ``agreement <pass2 part>``: Cohen's kappa of an appended part's blind pass, after its adjudication;
 * ``append <part> <blind file>``: a later writer's part joins the training contrast groups (ids continue);
   its groups near a held-out sentence (:func:`check_leakage.held_out_texts`, the probes included) are
   dropped whole at once, into ``data/contrast/excluded.csv``.
@@ -67,6 +68,25 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     print(f"{name}: appended {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
 
+def part_agreement(name: str, pass2_name: str) -> None:
+    """Print Cohen's kappa of one appended part: the writer's labels against its blind pass
+    (``pass2_name``, rows ``id,label,note``), and every disagreement still without an adjudication."""
+    from stance.data.agreement import compare_passes
+
+    rows = {r["id"]: r for r in read_csv(DATA / name / f"{name}.csv")}
+    second = {r["id"]: r["label"] for r in read_csv(DATA / name / pass2_name) if r["id"] in rows}
+    adjudication = read_csv(DATA / name / "adjudication.csv")
+    decided = {r["id"] for r in adjudication}
+    open_items = [i for i in sorted(second) if second[i] != rows[i]["written_label"] and i not in decided]
+    for item in open_items:
+        print(f"to adjudicate: {item} writer {rows[item]['written_label']} / blind {second[item]}: {rows[item]['text']}")
+    if open_items:
+        sys.exit(f"{len(open_items)} disagreements need an adjudication in {DATA / name / 'adjudication.csv'}")
+    agreement = compare_passes(f"{name} {pass2_name}", {i: rows[i]["written_label"] for i in second}, second,
+                               adjudication, {i: rows[i]["label"] for i in second})
+    print(agreement.as_dict())
+
+
 if __name__ == "__main__":
     which = sys.argv[1]
     if which == "contrast_test":
@@ -76,5 +96,8 @@ if __name__ == "__main__":
         prepare("contrast", parts, "con")
     elif which == "append":  # a later writer's part: prepare_contrast.py append writer_E.csv blind_part4.csv
         append("contrast", read_csv(DATA / "contrast" / "parts" / sys.argv[2]), "con", sys.argv[3])
+    elif which == "agreement":  # a part's blind pass: prepare_contrast.py agreement pass2_part5.csv
+        part_agreement("contrast", sys.argv[2])
     else:
-        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv> <blind.csv>")
+        sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv> <blind.csv>"
+                 " | agreement <pass2 part.csv>")
