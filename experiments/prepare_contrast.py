@@ -56,9 +56,11 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     known = {r["group"] for r in existing}
     if any(r["group"] in known for r in rows):
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
-    # ids continue after the highest ever given, the excluded rows' included (dropped groups leave gaps)
-    excluded = DATA / name / "excluded.csv"
-    given = [r["id"] for r in existing + (read_csv(excluded) if excluded.exists() else [])]
+    # ids continue after the highest ever given, the excluded and held-back rows' included (dropped
+    # groups leave gaps)
+    others = [DATA / name / "excluded.csv", DATA / name / "held_back" / f"{name}_held_back.csv",
+              DATA / name / "held_back" / "excluded.csv"]
+    given = [r["id"] for r in existing + [row for path in others if path.exists() for row in read_csv(path)]]
     out = _numbered(rows, prefix, max(int(i[len(prefix):]) for i in given) + 1)
     write_csv(target, existing + out, FIELDS)
     # the set is frozen-tested already: the new part alone is checked against every held-out sentence
@@ -70,18 +72,22 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
 
 def part_agreement(name: str, pass2_name: str) -> None:
     """Print Cohen's kappa of one appended part: the writer's labels against its blind pass
-    (``pass2_name``, rows ``id,label,note``), and every disagreement still without an adjudication."""
+    (``pass2_name`` under ``data/<name>/``, rows ``id,label,note``), and every disagreement still
+    without an adjudication. Parts kept out of training (``held_back/``) are found there."""
     from stance.data.agreement import compare_passes
 
-    rows = {r["id"]: r for r in read_csv(DATA / name / f"{name}.csv")}
-    second = {r["id"]: r["label"] for r in read_csv(DATA / name / pass2_name) if r["id"] in rows}
-    adjudication = read_csv(DATA / name / "adjudication.csv")
+    folder = DATA / name
+    sets = [folder / f"{name}.csv", folder / "held_back" / f"{name}_held_back.csv"]
+    rows = {r["id"]: r for path in sets if path.exists() for r in read_csv(path)}
+    second = {r["id"]: r["label"] for r in read_csv(folder / pass2_name) if r["id"] in rows}
+    adjudication = [r for path in (folder / "adjudication.csv", folder / "held_back" / "adjudication.csv")
+                    if path.exists() for r in read_csv(path)]
     decided = {r["id"] for r in adjudication}
     open_items = [i for i in sorted(second) if second[i] != rows[i]["written_label"] and i not in decided]
     for item in open_items:
         print(f"to adjudicate: {item} writer {rows[item]['written_label']} / blind {second[item]}: {rows[item]['text']}")
     if open_items:
-        sys.exit(f"{len(open_items)} disagreements need an adjudication in {DATA / name / 'adjudication.csv'}")
+        sys.exit(f"{len(open_items)} disagreements need an adjudication in {folder / 'adjudication.csv'}")
     agreement = compare_passes(f"{name} {pass2_name}", {i: rows[i]["written_label"] for i in second}, second,
                                adjudication, {i: rows[i]["label"] for i in second})
     print(agreement.as_dict())
@@ -96,7 +102,7 @@ if __name__ == "__main__":
         prepare("contrast", parts, "con")
     elif which == "append":  # a later writer's part: prepare_contrast.py append writer_E.csv blind_part4.csv
         append("contrast", read_csv(DATA / "contrast" / "parts" / sys.argv[2]), "con", sys.argv[3])
-    elif which == "agreement":  # a part's blind pass: prepare_contrast.py agreement pass2_part5.csv
+    elif which == "agreement":  # a part's blind pass: prepare_contrast.py agreement held_back/pass2_part5.csv
         part_agreement("contrast", sys.argv[2])
     else:
         sys.exit("usage: prepare_contrast.py contrast|contrast_test [--force] | append <part.csv> <blind.csv>"

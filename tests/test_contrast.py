@@ -266,6 +266,25 @@ def test_probe_sentences_are_not_in_any_training_data():
     assert [seeds[i][:30] for i in dropped] == ["Meta earlier this year argued "]
 
 
+def test_held_back_parts_stay_out_of_training_and_the_ablation_adds_each():
+    from stance.data.loaders import extra_training_rows, held_back_contrast_rows
+    from stance.data.similarity import near_duplicates_across
+    from stance.evaluation.ablation import PARTS, training_variants
+    from stance.evaluation.protocol import PROBES
+
+    held = held_back_contrast_rows()
+    training = extra_training_rows("all")
+    assert {r["group"][:2] for r in held} == set(PARTS.values())
+    assert not {r["group"] for r in held} & {r["group"] for r in training}
+    assert not {r["id"] for r in held} & {r["id"] for r in training if r["source"] == "contrast"}
+    assert not near_duplicates_across(list(PROBES), [r["text"] for r in held], use_embeddings=False)
+    variants = training_variants()
+    assert list(variants) == ["shipped", "+F", "+G", "+F+G"]
+    assert variants["shipped"] == [] and variants["+F+G"] == held
+    assert len(variants["+F"]) + len(variants["+G"]) == len(held)
+    assert {r["group"][:2] for r in variants["+G"]} == {"cG"}
+
+
 def test_every_mini_article_aligns_and_sides_are_balanced():
     from stance.data.articles import load_set
 
