@@ -134,7 +134,8 @@ def main() -> int:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         result = run()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quantisation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if "--render" not in sys.argv[1:]:
+        (RESULTS / "quantisation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "quantisation.md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
     return 0

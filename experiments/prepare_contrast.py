@@ -53,7 +53,8 @@ def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) 
     a blind file of the new rows only."""
     target = DATA / name / f"{name}.csv"
     existing = read_csv(target)
-    known = {r["group"] for r in existing}
+    held_back = DATA / name / "held_back" / f"{name}_held_back.csv"
+    known = {r["group"] for r in existing + (read_csv(held_back) if held_back.exists() else [])}
     if any(r["group"] in known for r in rows):
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
     # ids continue after the highest ever given, the excluded and held-back rows' included (dropped
@@ -87,7 +88,8 @@ def part_agreement(name: str, pass2_name: str) -> None:
     for item in open_items:
         print(f"to adjudicate: {item} writer {rows[item]['written_label']} / blind {second[item]}: {rows[item]['text']}")
     if open_items:
-        sys.exit(f"{len(open_items)} disagreements need an adjudication in {folder / 'adjudication.csv'}")
+        where = folder / Path(pass2_name).parent / "adjudication.csv"  # held-back parts keep theirs beside them
+        sys.exit(f"{len(open_items)} disagreements need an adjudication in {where}")
     agreement = compare_passes(f"{name} {pass2_name}", {i: rows[i]["written_label"] for i in second}, second,
                                adjudication, {i: rows[i]["label"] for i in second})
     print(agreement.as_dict())

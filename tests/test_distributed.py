@@ -295,23 +295,47 @@ def test_explanations_are_equal_in_both_engines(tmp_path, model):
 
 def test_actors_share_one_unpacked_copy_per_model(tmp_path, model):
     """Every actor unpacks the payload; a run must not leave one copy per actor in the temp folder."""
+    import os
+
     from stance.models.store import resolve
     from stance.scoring.distributed import model_payload, unpacked_model
 
     payload = model_payload(resolve(model))
     first = unpacked_model(payload, root=tmp_path)
     again = unpacked_model(payload, root=tmp_path)
-    assert first == again == tmp_path / f"stance-model-{payload['sha256']}" / payload["name"]
-    assert [p.name for p in tmp_path.iterdir()] == [f"stance-model-{payload['sha256']}"]
+    user = tmp_path / f"stance-models-{os.getuid()}"
+    assert first == again == user / f"{payload['sha256']}-{payload['name']}" / payload["name"]
+    assert sorted(p.name for p in user.iterdir() if not p.name.endswith(".lock")) == [first.parent.name]
 
-    # a copy damaged after it was unpacked is replaced, not used
-    weights = first / "config.json"
-    weights.write_bytes(b"damaged")
+    # a copy damaged after it was unpacked is replaced, not used; a killed actor's staging folder goes
+    config = first / "config.json"
+    config.write_bytes(b"damaged")
+    (user / f".staging-{first.parent.name}-killed").mkdir()
     assert unpacked_model(payload, root=tmp_path) == first
-    assert weights.read_bytes() == payload["files"][weights.relative_to(first).as_posix()]
-    assert [p.name for p in tmp_path.iterdir()] == [f"stance-model-{payload['sha256']}"]
+    assert config.read_bytes() == payload["files"]["config.json"]
+    assert sorted(p.name for p in user.iterdir() if not p.name.endswith(".lock")) == [first.parent.name]
 
-    tampered = {**payload, "files": {**payload["files"], weights.relative_to(first).as_posix(): b"other"}}
+    # the same weights under another name (the sha256 leaves out model cards) get their own folder,
+    # and unpacking one never removes the other
+    other = unpacked_model({**payload, "name": "renamed-copy"}, root=tmp_path)
+    assert other.name == "renamed-copy" and other.parent != first.parent
+    assert unpacked_model(payload, root=tmp_path) == first and first.is_dir() and other.is_dir()
+
+    tampered = {**payload, "files": {**payload["files"], "config.json": b"other"}}
     with pytest.raises(ValueError, match="other bytes than the driver sent"):
         unpacked_model(tampered, root=tmp_path / "fresh")
-    assert list((tmp_path / "fresh").iterdir()) == []
+    assert [p.name for p in (tmp_path / "fresh" / user.name).iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_unsafe_shared_folder_falls_back_to_a_private_one(tmp_path, model):
+    import os
+
+    from stance.models.store import resolve
+    from stance.scoring.distributed import model_payload, unpacked_model
+
+    user = tmp_path / f"stance-models-{os.getuid()}"
+    user.mkdir()
+    user.chmod(0o777)  # open to other users: files there could be planted or changed
+    folder = unpacked_model(model_payload(resolve(model)), root=tmp_path)
+    assert user not in folder.parents and folder.is_dir()
+    assert folder.parents[2] == tmp_path and folder.parents[1].name.startswith("stance-model-")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from stance.evaluation.specs import REFERENCE_FAMILIES
+from stance.evaluation.specs import REFERENCE_FAMILIES, result_training_set
 from stance.labels import LABELS
 
 BASELINE_FAMILIES = {"tfidf"}
@@ -49,7 +49,7 @@ def select(results: dict[str, Any]) -> dict[str, Any]:
               "article_side_accuracy": r.get("article_test", {}).get("side_accuracy"),
               "challenge_predicts_all_labels": set(r.get("challenge", {}).get("predicted_labels", [])) == set(LABELS),
               "score": rule_score(r), "family": r["family"], "model": r["model"], "supplement": r["supplement"],
-              "training": r.get("training", "supplement" if r["supplement"] else "none")}
+              "training": result_training_set(r)}
         for key, r in results.items() if r["family"] not in REFERENCE_FAMILIES
     }
 

@@ -19,7 +19,7 @@ from stance.data.loaders import data_hash, extra_training_rows, seed_rows
 from stance.evaluation.cards import model_card, top_features_markdown
 from stance.evaluation.protocol import columns, fit_tuned, probe_free
 from stance.evaluation.runner import results_path
-from stance.evaluation.specs import ALL_SPECS, SEED, ModelSpec, training_set_name
+from stance.evaluation.specs import ALL_SPECS, SEED, ModelSpec, result_training_set, training_set_name
 from stance.labels import LABELS
 from stance.models import StanceModel
 
@@ -109,7 +109,7 @@ def train_shipped(which: str = "all", selection_path: Path | None = None) -> dic
         cv["selected_by"] = {"rule": selection["rule"], "results": str(path.relative_to(paths.project_root())),
                              "key": key}
         print(f"training {name} = {key} ...", flush=True)
-        training = chosen.get("training", "supplement" if chosen["supplement"] else "none")
+        training = result_training_set(chosen)
         model, seconds[name] = train_and_save(spec, paths.models_dir() / name, training, SEED, cv)
         if hasattr(model, "top_features"):
             results_path(f"top_ngrams_{name}.md").write_text(top_features_markdown(name, model.top_features()))

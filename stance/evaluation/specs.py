@@ -146,6 +146,12 @@ def training_set_name(extra: str | bool) -> str:
     return extra
 
 
+def result_training_set(result: dict) -> str:
+    """The training set a grid result was fitted with (results saved before training sets had names
+    record only whether the supplement was used)."""
+    return result.get("training", training_set_name(bool(result["supplement"])))
+
+
 def run_key(name: str, extra: str | bool) -> str:
     """Results key of a setting: the spec name, ``+<training set>`` unless seeds only."""
     if isinstance(extra, bool):

@@ -24,7 +24,6 @@ it. Install it with ``pip install stance[ray]``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -140,11 +139,8 @@ def model_payload(ref: ModelRef, backend: str | None = None) -> dict[str, Any]:
 
 
 def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
-    """(model, name, sha256) from :func:`model_payload`'s data, unpacked on this worker.
-
-    The files go to one folder per model sha256 under the system's temporary folder, shared by every
-    actor of the node and every run, so a run leaves at most one copy of a model behind, however
-    many actors start or are killed.
+    """(model, name, sha256) from :func:`model_payload`'s data, unpacked on this worker
+    (:func:`unpacked_model`: one folder per user, model name and sha256, shared by the node's actors).
 
     Raises ``ValueError`` when the unpacked files do not hash to the recorded sha256, or for a
     backend the model cannot run.
@@ -155,42 +151,62 @@ def load_payload(payload: dict[str, Any]) -> tuple[Any, str, str]:
     return load_model(folder).with_backend(payload.get("backend")), payload["name"], payload["sha256"]
 
 
-def unpacked_model(payload: dict[str, Any], root: Path | None = None) -> Path:
-    """The folder holding :func:`model_payload`'s files: ``<root>/stance-model-<sha256>/<name>``.
+def _user_folder(root: Path | None) -> Path:
+    """``<root>/stance-models-<uid>`` (``root``: :func:`tempfile.gettempdir`), private to this user.
 
-    ``root`` defaults to :func:`tempfile.gettempdir`. A folder that is already there is used when
-    its files hash to the payload's sha256; otherwise the files are written to a private staging
-    folder and renamed into place (atomic on one file system), so concurrent actors never see a
-    half-written model. Raises ``ValueError`` when the payload's bytes do not hash to its sha256.
+    Raises ``PermissionError`` when that folder exists but belongs to another user or is open to
+    others (someone could have planted or may change files there).
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(root or tempfile.gettempdir()) / f"stance-models-{uid if uid is not None else 'user'}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.stat()
+    if uid is not None and (info.st_uid != uid or info.st_mode & 0o077):
+        raise PermissionError(f"{folder} is not a private folder of this user")
+    return folder
+
+
+def unpacked_model(payload: dict[str, Any], root: Path | None = None) -> Path:
+    """The folder holding :func:`model_payload`'s files:
+    ``<root>/stance-models-<uid>/<sha256>-<name>/<name>``.
+
+    Every actor of a run (and of later runs) on a node gets the same folder, so what a run leaves
+    behind is bounded by the models it used, however many actors start or are killed. A file lock
+    serialises the check and the unpacking per model: a copy that is there and hashes to the
+    payload's sha256 is used; otherwise the files are written to a staging folder, checked and
+    renamed into place (a damaged copy, or a staging folder of an actor killed mid-way, is removed
+    first). Where the user's folder cannot be used (:func:`_user_folder`), the model goes to a
+    private temporary folder, as before. ``root`` defaults to :func:`tempfile.gettempdir`.
+    Raises ``ValueError`` when the payload's bytes do not hash to its sha256.
     """
     import shutil
 
+    from filelock import FileLock
+
     sha256, name = str(payload["sha256"]), str(payload["name"])
-    # Actors are killed without running finalisers, so a private folder per actor could never be
-    # removed; one folder per content hash bounds what is left behind instead.
-    home = Path(root or tempfile.gettempdir()) / f"stance-model-{sha256}"
-    if _holds(home / name, sha256):
-        return home / name
-    home.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"stance-model-{sha256[:12]}-", dir=home.parent))
-    for relative, data in payload["files"].items():
-        target = staging / name / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    if not _holds(staging / name, sha256):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ValueError(f"model {name!r} arrived with other bytes than the driver sent")
-    if home.exists():  # a damaged copy from an earlier run: set it aside before removing it
-        aside = Path(tempfile.mkdtemp(prefix=f"stance-model-{sha256[:12]}-", dir=home.parent)) / "old"
-        with contextlib.suppress(OSError):  # another actor moved it first
-            os.rename(home, aside)
-        shutil.rmtree(aside.parent, ignore_errors=True)
     try:
+        parent = _user_folder(root)
+    except OSError:
+        parent = Path(tempfile.mkdtemp(prefix="stance-model-", dir=root))
+    # the name is part of the key: the sha256 leaves out model cards, so two names can share it
+    key = f"{sha256}-{name}"
+    home = parent / key
+    with FileLock(str(parent / f"{key}.lock")):
+        if _holds(home / name, sha256):
+            return home / name
+        for leftover in parent.glob(f".staging-{key}-*"):  # no one else unpacks this model now
+            shutil.rmtree(leftover, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{key}-", dir=parent))
+        for relative, data in payload["files"].items():
+            target = staging / name / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if not _holds(staging / name, sha256):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ValueError(f"model {name!r} arrived with other bytes than the driver sent")
+        shutil.rmtree(home, ignore_errors=True)  # a damaged copy, if any
         os.rename(staging, home)
-    except OSError:  # another actor placed a copy first
-        shutil.rmtree(staging, ignore_errors=True)
-        if not _holds(home / name, sha256):
-            raise ValueError(f"model {name!r} could not be unpacked under {home.parent}") from None
     return home / name
 
 
