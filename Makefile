@@ -45,7 +45,7 @@ score: setup
 experiments: setup
 	$(BIN)/python experiments/evaluate.py --grid full --repeats 3
 
-## the shipped recipes refitted with the held-back contrast parts added (data/contrast/held_back/, ~2.5 minutes);
+## the shipped recipes refitted with the held-back contrast parts added (data/contrast/held_back/, ~10 minutes);
 ## writes experiments/results/contrast_parts.md
 contrast-parts: setup
 	$(BIN)/python experiments/contrast_parts.py

@@ -76,7 +76,8 @@ def held_back_contrast_rows(data: Path | None = None) -> list[dict[str, str]]:
     """Contrast groups written and blind-labelled like :func:`contrast_rows` but kept out of
     training (``data/contrast/held_back/``: adding them lowered the default baseline's held-out
     figures, with CIs that reach zero, while the transformer's contrast figures rose within theirs;
-    ``experiments/contrast_parts.py`` measures it). Same columns as the training set."""
+    by the selection rule's score no variant beat the shipped set; ``experiments/contrast_parts.py``
+    measures it). Same columns as the training set."""
     folder = Path(data) if data is not None else paths.data_dir()
     rows = check_labelled_file(folder / "contrast" / "held_back" / "contrast_held_back.csv", "con")
     return [{**row, "doc": "contrast", "source": "contrast", "context": ""} for row in rows]
