@@ -336,3 +336,26 @@ def test_selection_rule_averages_four_figures_and_keeps_a_fast_default():
     assert chosen["better_by_rule"] == "transformer" and chosen["default"] == "baseline"
     del results["ensemble+all"], results["frozen+all"]
     assert select(results)["default"] == "baseline" and select(results)["transformer"] is None
+
+
+def test_ablation_table_shows_each_variant_with_its_paired_differences():
+    from stance.evaluation.ablation import ablation_markdown
+
+    def row(variant, pair, diff, lodo_diff, probes):
+        return {"shipped": "baseline", "setting": "tfidf-logreg-context+all", "variant": variant,
+                "added_sentences": 0 if variant == "shipped" else 297, "pair_accuracy": pair,
+                "pair_accuracy_ci": [0.64, 0.79],
+                "pair_accuracy_difference": {"difference": diff, "ci_low": diff - 0.04, "ci_high": diff + 0.04},
+                "contrast_macro_f1": 0.85, "challenge_macro_f1": 0.87, "article_side_accuracy": 0.75,
+                "lodo_macro_f1": 0.72, "lodo_difference": {"difference": lodo_diff, "ci_low": -0.03, "ci_high": 0.03},
+                "rule_score": 0.77, "probes": dict(zip(("p1", "p2"), probes)), "seconds": 12.4}
+
+    table = ablation_markdown({"seed": 13, "n_boot": 1000, "seconds": 100.0, "rows": [
+        row("shipped", 0.731, 0.0, 0.0, ["pro-scanning", "pro-encryption"]),
+        row("+F", 0.715, -0.016, -0.001, ["pro-encryption", "pro-encryption"]),
+    ]})
+    lines = [line for line in table.splitlines() if line.startswith("| baseline")]
+    assert len(lines) == 2
+    assert "| +F | 297 | 0.715 [0.64, 0.79] | -0.016 [-0.06, +0.02] |" in lines[1]
+    assert lines[0].endswith("| 0.770 | 1 of 2 | 12 |") and lines[1].endswith("| 2 of 2 | 12 |")
+    assert "-0.001 [-0.03, +0.03]" in lines[1] and "in 100 s" in table
