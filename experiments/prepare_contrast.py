@@ -48,20 +48,28 @@ def prepare(name: str, rows: list[dict[str, str]], prefix: str) -> None:
     print(f"{name}: {len(out)} sentences in {len({r['group'] for r in out})} groups")
 
 
+def _rows_of(*paths: Path) -> list[dict[str, str]]:
+    """The rows of every file of ``paths`` that exists, in order."""
+    return [row for path in paths if path.exists() for row in read_csv(path)]
+
+
+def _held_back(name: str, file: str = "") -> Path:
+    """``data/<name>/held_back/<file>``; without ``file``, the held-back rows ``<name>_held_back.csv``."""
+    return DATA / name / "held_back" / (file or f"{name}_held_back.csv")
+
+
 def append(name: str, rows: list[dict[str, str]], prefix: str, blind_name: str) -> None:
     """Add a later writer's rows after the adjudicated ones, with ids that continue the set's, and
     a blind file of the new rows only."""
     target = DATA / name / f"{name}.csv"
     existing = read_csv(target)
-    held_back = DATA / name / "held_back" / f"{name}_held_back.csv"
-    known = {r["group"] for r in existing + (read_csv(held_back) if held_back.exists() else [])}
+    known = {r["group"] for r in existing + _rows_of(_held_back(name))}
     if any(r["group"] in known for r in rows):
         sys.exit(f"{name}: the new rows reuse a group id of the set; were they appended already?")
     # ids continue after the highest ever given, the excluded and held-back rows' included (dropped
     # groups leave gaps)
-    others = [DATA / name / "excluded.csv", DATA / name / "held_back" / f"{name}_held_back.csv",
-              DATA / name / "held_back" / "excluded.csv"]
-    given = [r["id"] for r in existing + [row for path in others if path.exists() for row in read_csv(path)]]
+    others = _rows_of(DATA / name / "excluded.csv", _held_back(name), _held_back(name, "excluded.csv"))
+    given = [r["id"] for r in existing + others]
     out = _numbered(rows, prefix, max(int(i[len(prefix):]) for i in given) + 1)
     write_csv(target, existing + out, FIELDS)
     # the set is frozen-tested already: the new part alone is checked against every held-out sentence
@@ -78,11 +86,9 @@ def part_agreement(name: str, pass2_name: str) -> None:
     from stance.data.agreement import compare_passes
 
     folder = DATA / name
-    sets = [folder / f"{name}.csv", folder / "held_back" / f"{name}_held_back.csv"]
-    rows = {r["id"]: r for path in sets if path.exists() for r in read_csv(path)}
+    rows = {r["id"]: r for r in _rows_of(folder / f"{name}.csv", _held_back(name))}
     second = {r["id"]: r["label"] for r in read_csv(folder / pass2_name) if r["id"] in rows}
-    adjudication = [r for path in (folder / "adjudication.csv", folder / "held_back" / "adjudication.csv")
-                    if path.exists() for r in read_csv(path)]
+    adjudication = _rows_of(folder / "adjudication.csv", _held_back(name, "adjudication.csv"))
     decided = {r["id"] for r in adjudication}
     open_items = [i for i in sorted(second) if second[i] != rows[i]["written_label"] and i not in decided]
     for item in open_items:

@@ -67,8 +67,11 @@ def challenge_rows(data: Path | None = None) -> list[dict[str, str]]:
 def contrast_rows(data: Path | None = None) -> list[dict[str, str]]:
     """Own-words contrast groups (training only): sentences of one ``group`` share their topic
     words and differ in label; a group is never split across folds."""
-    folder = Path(data) if data is not None else paths.data_dir()
-    rows = check_labelled_file(folder / "contrast" / "contrast.csv", "con")
+    return _contrast_file(Path(data) if data is not None else paths.data_dir(), "contrast.csv")
+
+
+def _contrast_file(data: Path, relative: str) -> list[dict[str, str]]:
+    rows = check_labelled_file(data / "contrast" / relative, "con")
     return [{**row, "doc": "contrast", "source": "contrast", "context": ""} for row in rows]
 
 
@@ -78,9 +81,7 @@ def held_back_contrast_rows(data: Path | None = None) -> list[dict[str, str]]:
     figures, with CIs that reach zero, while the transformer's contrast figures rose within theirs;
     by the selection rule's score no variant beat the shipped set; ``experiments/contrast_parts.py``
     measures it). Same columns as the training set."""
-    folder = Path(data) if data is not None else paths.data_dir()
-    rows = check_labelled_file(folder / "contrast" / "held_back" / "contrast_held_back.csv", "con")
-    return [{**row, "doc": "contrast", "source": "contrast", "context": ""} for row in rows]
+    return _contrast_file(Path(data) if data is not None else paths.data_dir(), "held_back/contrast_held_back.csv")
 
 
 def contrast_test_rows(data: Path | None = None) -> list[dict[str, str]]:

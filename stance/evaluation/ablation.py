@@ -26,6 +26,7 @@ from stance.data.loaders import contrast_test_rows, extra_training_rows, held_ba
 from stance.evaluation.heldout import article_test, challenge_test, contrast_test
 from stance.evaluation.metrics import label_ids, macro_f1, pair_accuracy_ci, paired_comparison
 from stance.evaluation.protocol import PROBES, columns, cross_validate, fit_tuned, lodo_folds
+from stance.evaluation.selection import rule_score
 from stance.evaluation.specs import ALL_SPECS, SEED, result_training_set
 
 # writer -> contrast group prefix of the held-back part (BRIEF_writer_F.md, BRIEF_writer_G.md)
@@ -50,8 +51,9 @@ def held_back_ablation(selection_path: Path, seed: int = SEED, n_boot: int = 100
     Returns ``{"seed", "n_boot", "rows": [...], "seconds"}``; a row per (shipped name, variant) holds the
     contrast-test pair accuracy with its CI, the paired difference from the ``shipped`` variant with
     its CI (groups resampled), contrast and challenge macro-F1, article side accuracy, seed LODO
-    macro-F1 with its paired difference (sentences resampled), the selection rule's score (the mean of
-    those four figures), the probes' predicted labels, the training rows offered (before :func:`fit_tuned` leaves out rows near a
+    macro-F1 with its paired difference (sentences resampled), the selection rule's score
+    (:func:`~stance.evaluation.selection.rule_score`; ``None`` when the rule excludes the model), the
+    probes' predicted labels, the training rows offered (before :func:`fit_tuned` leaves out rows near a
     probe) and seconds. Raises ``FileNotFoundError`` when the selection,
     its metrics or a data set is missing.
     """
@@ -64,13 +66,14 @@ def held_back_ablation(selection_path: Path, seed: int = SEED, n_boot: int = 100
     test = contrast_test_rows()
     y_test, test_groups = label_ids([r["label"] for r in test]), [r["group"] for r in test]
     y_seeds, folds = label_ids(labels), lodo_folds(docs, groups)
+    variants = training_variants()
     out: list[dict[str, Any]] = []
     for shipped in ("baseline", "transformer"):
         chosen = metrics[selection[shipped]]
         spec = ALL_SPECS[chosen["model"]]
         base = extra_training_rows(result_training_set(chosen))
         reference = lodo_reference = None
-        for variant, added in training_variants().items():
+        for variant, added in variants.items():
             started = time.perf_counter()
             extra_texts, extra_labels, extra_contexts = columns(base + added)
             model, params = fit_tuned(spec, texts, labels, docs, groups, extra_texts, extra_labels, seed,
@@ -81,8 +84,8 @@ def held_back_ablation(selection_path: Path, seed: int = SEED, n_boot: int = 100
             lodo = cross_validate(spec, texts, labels, docs, groups, folds, extra_texts, extra_labels, "lodo", seed,
                                   contexts=contexts, extra_contexts=extra_contexts).proba.argmax(1)
             lodo_reference = lodo if lodo_reference is None else lodo_reference
-            challenge = challenge_test(model, seed, n_boot)[0]["macro_f1"]
-            sides = article_test(model, seed, n_boot)[0]["side_accuracy"]
+            challenge = challenge_test(model, seed, n_boot)[0]
+            articles = article_test(model, seed, n_boot)[0]
             lodo_f1 = macro_f1(y_seeds, lodo)
             out.append({
                 "shipped": shipped, "setting": selection[shipped], "variant": variant, "params": params,
@@ -90,9 +93,11 @@ def held_back_ablation(selection_path: Path, seed: int = SEED, n_boot: int = 100
                 "pair_accuracy": contrast["pair_accuracy"], "pair_accuracy_ci": contrast["pair_accuracy_ci"],
                 "pair_accuracy_difference": paired,
                 "contrast_macro_f1": contrast["macro_f1"],
-                "challenge_macro_f1": challenge, "article_side_accuracy": sides, "lodo_macro_f1": lodo_f1,
+                "challenge_macro_f1": challenge["macro_f1"], "article_side_accuracy": articles["side_accuracy"],
+                "lodo_macro_f1": lodo_f1,
                 "lodo_difference": paired_comparison(y_seeds, [lodo], [lodo_reference], None, n_boot, seed),
-                "rule_score": float(np.mean([lodo_f1, challenge, contrast["pair_accuracy"], sides])),
+                "rule_score": rule_score({"lodo": {"macro_f1": lodo_f1}, "challenge": challenge,
+                                          "contrast_test": contrast, "article_test": articles}),
                 "probes": dict(zip(PROBES, model.predict(list(PROBES)))),
                 "seconds": round(time.perf_counter() - started, 1),
             })
@@ -127,7 +132,8 @@ def ablation_markdown(result: dict[str, Any]) -> str:
             f"{diff['difference']:+.3f} [{diff['ci_low']:+.2f}, {diff['ci_high']:+.2f}] | "
             f"{row['contrast_macro_f1']:.3f} | {row['challenge_macro_f1']:.3f} | "
             f"{row['article_side_accuracy']:.3f} | {row['lodo_macro_f1']:.3f} | "
-            f"{lodo['difference']:+.3f} [{lodo['ci_low']:+.2f}, {lodo['ci_high']:+.2f}] | {row['rule_score']:.3f} | "
+            f"{lodo['difference']:+.3f} [{lodo['ci_low']:+.2f}, {lodo['ci_high']:+.2f}] | "
+            f"{'excluded' if row['rule_score'] is None else format(row['rule_score'], '.3f')} | "
             f"{right} of {len(row['probes'])} | {row['seconds']:.0f} |"
         )
     lines += ["", f"Made by `make contrast-parts` (`python experiments/contrast_parts.py`) in {result['seconds']:.0f} s.", ""]
