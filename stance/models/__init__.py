@@ -16,6 +16,7 @@ FAMILIES: dict[str, str] = {
     "embedding-logreg": "stance.models.embedding:EmbeddingLogRegModel",
     "setfit": "stance.models.embedding:SetFitModel",
     "ensemble": "stance.models.ensemble:EnsembleModel",
+    "partial-finetune": "stance.models.partial:PartialFineTuneModel",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,17 +42,26 @@ def seeded_torch(seed: int) -> Iterator[None]:
 
 
 def optimizer_and_schedule(
-    model: Any, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1, weight_decay: float = 0.01
+    model: Any, learning_rate: float, total_steps: int, warmup_ratio: float = 0.1, weight_decay: float = 0.01,
+    prefix_learning_rates: Mapping[str, float] | None = None,
 ) -> tuple[Any, Any]:
-    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up then linear decay to 0."""
+    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up then linear decay to 0.
+
+    ``prefix_learning_rates``: parameters whose name starts with a key learn at that rate instead
+    of ``learning_rate`` (e.g. a new head faster than pretrained layers); the schedule scales every rate.
+    """
     import torch
 
-    decay, no_decay = [], []
+    rates = dict(prefix_learning_rates or {})
+    groups: dict[tuple[float, bool], list[Any]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(parameter)
+            rate = next((r for prefix, r in rates.items() if name.startswith(prefix)), learning_rate)
+            decays = not (name.endswith("bias") or "LayerNorm" in name)
+            groups.setdefault((rate, decays), []).append(parameter)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": params, "lr": rate, "weight_decay": weight_decay if decays else 0.0}
+         for (rate, decays), params in groups.items()],
         lr=learning_rate,
     )
     warmup = max(1, round(warmup_ratio * total_steps))
@@ -84,13 +93,15 @@ def train(
     shuffle_first_epoch: bool = True,
     name: str = "model",
     unit: str = "items",
+    prefix_learning_rates: Mapping[str, float] | None = None,
 ) -> list[float]:
     """Train ``model`` (a torch module) for ``epochs`` passes over ``n_items`` items; returns each epoch's mean loss.
 
     Each epoch visits the items in an order drawn from ``rng`` (the first epoch in index order
     when ``shuffle_first_epoch`` is False, for items already shuffled) in batches of
     ``batch_size``; ``batch_loss(indices)`` returns the batch's scalar loss tensor. Gradients are
-    clipped to norm 1; the schedule is :func:`optimizer_and_schedule`. The model is left in eval
+    clipped to norm 1; the schedule is :func:`optimizer_and_schedule` (``prefix_learning_rates`` as
+    there). The model is left in eval
     mode. Progress goes to stderr about four times per epoch. Raises ``ValueError`` for a
     ``batch_size`` or ``epochs`` below 1 or a negative ``n_items``. Wrap the call in
     :func:`seeded_torch` for repeatable dropout.
@@ -101,7 +112,7 @@ def train(
         raise ValueError(f"need batch_size >= 1, epochs >= 1 and n_items >= 0; got {batch_size}, {epochs}, {n_items}")
     steps_per_epoch = -(-n_items // batch_size)
     optimizer, schedule = optimizer_and_schedule(
-        model, learning_rate, max(1, steps_per_epoch * epochs), warmup_ratio, weight_decay
+        model, learning_rate, max(1, steps_per_epoch * epochs), warmup_ratio, weight_decay, prefix_learning_rates
     )
     report_every = max(1, steps_per_epoch // 4)
     epoch_losses: list[float] = []
