@@ -1,6 +1,6 @@
 """Partial fine-tuning of mpnet (stance.models.partial) against the model contract.
 
-Tiny settings (12 sentences, the top 1 of 12 layers, a few optimiser steps) keep the file to
+Tiny settings (12 sentences, the top 2 of 12 layers, a few optimiser steps) keep the file to
 about a minute on 2 CPU cores; the installed mpnet weights are used (``make setup`` installs them).
 """
 
@@ -14,6 +14,7 @@ import torch
 
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, hf, load_model, training
+from stance.models.ensemble import EnsembleModel
 from stance.models.partial import WEIGHTS, PartialFineTuneModel
 
 TEXTS = [
@@ -32,7 +33,7 @@ TEXTS = [
 ]
 LABELS_12 = ["pro-scanning"] * 4 + ["pro-encryption"] * 4 + ["neutral"] * 4
 LONG = " ".join(["the"] * 300) + " " + TEXTS[0]
-TINY = {"top_layers": 1, "epochs": 2, "batch_size": 4, "max_length": 32}
+TINY = {"top_layers": 2, "epochs": 2, "batch_size": 4, "max_length": 32}
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +54,17 @@ def test_probabilities_are_a_full_distribution(model):
 def test_only_the_top_layers_and_head_are_trained(model):
     _, packaged = hf.from_pretrained(hf.encoder_dir("mpnet"), "AutoModel")
     layers, original = model.model_.encoder.layer, packaged.encoder.layer
-    assert len(layers) == 12 and model.first_top_ == 11
-    for k in range(11):
+    assert len(layers) == 12 and model.first_top_ == 10
+    for k in range(10):
         for (name, trained), (_, start) in zip(layers[k].named_parameters(), original[k].named_parameters()):
             assert torch.equal(trained, start), f"frozen layer {k} changed in {name}"
-    assert any(not torch.equal(a, b) for a, b in zip(layers[11].parameters(), original[11].parameters()))
+    for name, trained in model.model_.named_parameters():
+        if not name.startswith("encoder.layer."):  # embeddings, the relative position bias
+            assert torch.equal(trained, packaged.get_parameter(name)), name
+    for k in (10, 11):
+        assert any(not torch.equal(a, b) for a, b in zip(layers[k].parameters(), original[k].parameters()))
+    # after fit every module is back in eval mode (no dropout at prediction)
+    assert not any(module.training for module in model.model_.modules()) and not model.head_.training
 
 
 def test_cached_frozen_states_give_what_the_whole_encoder_gives(model):
@@ -89,11 +96,12 @@ def test_save_and_reload_identical(model, tmp_path):
 
     with safe_open(str(folder / WEIGHTS), "pt") as handle:
         keys = set(handle.keys())
-    assert keys and all(k.startswith(("top.0.", "head.")) for k in keys)
+    assert {k.split(".")[0] + "." + k.split(".")[1] for k in keys if k.startswith("top.")} == {"top.0", "top.1"}
+    assert {k for k in keys if not k.startswith("top.")} == {"head.weight", "head.bias"}
     config = json.loads((folder / "config.json").read_text())
     assert config["family"] == "partial-finetune"
     assert config["encoder"]["weights_sha256"] == hf.weights_sha256("mpnet")
-    assert config["params"]["top_layers"] == 1 and config["seed"] == 3
+    assert config["params"]["top_layers"] == 2 and config["seed"] == 3
     reloaded = load_model(folder)
     assert isinstance(reloaded, PartialFineTuneModel)
     assert np.array_equal(reloaded.predict_proba([*TEXTS, LONG]), model.predict_proba([*TEXTS, LONG]))
@@ -117,14 +125,31 @@ def test_damaged_or_foreign_files_are_refused(model, tmp_path):
         load_model(folder)
 
 
+def test_a_top_of_another_depth_is_refused(model, tmp_path):
+    folder = model.save(tmp_path / "partial")
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["params"]["top_layers"] = 1  # the file holds two layers, hash still matching
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not fit a 1-layer top"):
+        load_model(folder)
+
+
 def test_same_seed_same_model_and_no_process_state_changed(model):
-    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
-    again = PartialFineTuneModel(**TINY, seed=3)
-    again.threads = 2
-    again.fit(TEXTS, LABELS_12)
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert torch.get_num_threads() == threads
-    assert np.array_equal(again.predict_proba(TEXTS), model.predict_proba(TEXTS))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the model asks for 2: the caller's 1 must come back
+    try:
+        state, deterministic = torch.random.get_rng_state(), torch.are_deterministic_algorithms_enabled()
+        again = PartialFineTuneModel(**TINY, seed=3)
+        again.threads = 2
+        again.fit(TEXTS, LABELS_12)
+        reloaded_proba = again.predict_proba(TEXTS)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        assert torch.get_num_threads() == 1
+        assert torch.are_deterministic_algorithms_enabled() == deterministic
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(reloaded_proba, model.predict_proba(TEXTS))
     other = PartialFineTuneModel(**TINY, seed=4)
     other.threads = 2
     assert not np.array_equal(other.fit(TEXTS, LABELS_12).predict_proba(TEXTS), model.predict_proba(TEXTS))
@@ -158,12 +183,31 @@ def test_bad_input_and_settings_are_refused(model):
         PartialFineTuneModel(**TINY).fit(["a"], ["maybe"])
     with pytest.raises(ValueError, match="top_layers"):
         PartialFineTuneModel(top_layers=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        PartialFineTuneModel(epochs=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        PartialFineTuneModel(batch_size=0)
+    with pytest.raises(ValueError, match="positive"):
+        PartialFineTuneModel(head_learning_rate=0.0)
     with pytest.raises(ValueError, match="has 12 layers"):
         PartialFineTuneModel(top_layers=13).fit(TEXTS, LABELS_12)
     with pytest.raises(ValueError, match="unknown encoder"):
         PartialFineTuneModel(encoder="bert-huge")
     with pytest.raises(ValueError, match="torch-fp32"):
         model.with_backend("onnx-int8")
+    assert np.array_equal(model.with_backend("torch-fp32").predict_proba(TEXTS), model.predict_proba(TEXTS))
+
+
+def test_member_of_an_ensemble_saves_and_reloads(tmp_path):
+    members = [{"family": "tfidf", "params": {"classifier": "logreg", "C": 10.0}},
+               {"family": "partial-finetune", "params": {**TINY, "epochs": 1}}]
+    ensemble = EnsembleModel(members, seed=2).fit(TEXTS, LABELS_12)
+    assert ensemble.backends == ("torch-fp32",)
+    proba = ensemble.predict_proba(TEXTS)
+    parts = np.mean([m.predict_proba(TEXTS) for m in ensemble.models_], axis=0)
+    assert np.allclose(proba, parts)
+    reloaded = load_model(ensemble.save(tmp_path / "ensemble"))
+    assert np.array_equal(reloaded.predict_proba(TEXTS), proba)
 
 
 def test_prefix_learning_rates_give_the_head_its_own_rate():

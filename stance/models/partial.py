@@ -87,8 +87,11 @@ class PartialFineTuneModel(StanceModel):
     ) -> None:
         super().__init__(seed)
         hf.source(encoder)  # raises ValueError for an unknown encoder
-        if top_layers < 1:
-            raise ValueError(f"top_layers must be at least 1, got {top_layers}")
+        if top_layers < 1 or epochs < 1 or batch_size < 1:
+            raise ValueError(f"top_layers, epochs and batch_size must be at least 1, got {top_layers}, {epochs}, "
+                             f"{batch_size}")
+        if learning_rate <= 0 or head_learning_rate <= 0:
+            raise ValueError(f"learning rates must be positive, got {learning_rate} and {head_learning_rate}")
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
         if use_context and not 0 < context_tokens <= max_length // 2:
@@ -134,6 +137,8 @@ class PartialFineTuneModel(StanceModel):
 
         A forward pre-hook on the first trained layer records what it would be called with (hidden
         states, attention mask, and for MPNet the relative position bias) and stops the pass there.
+        The hidden states come first and by position in BERT and MPNet layers; the hook checks that.
+        Raises ``RuntimeError`` if the hook did not see a batch (an encoder whose layers it cannot reach).
         """
         import torch
 
@@ -148,10 +153,14 @@ class PartialFineTuneModel(StanceModel):
         try:
             with torch.no_grad():
                 for batch in batches:
+                    captured.clear()
                     inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
                     with contextlib.suppress(_FrozenDone):
                         self.model_(**inputs)
-                    args = captured["args"]
+                    args = captured.get("args")
+                    if not args or not torch.is_tensor(args[0]) or args[0].shape[:2] != inputs["input_ids"].shape:
+                        raise RuntimeError(f"encoder {self.encoder!r}: layer {self.first_top_} was not called with "
+                                           "hidden states first; partial fine-tuning cannot cache its inputs")
                     states.append((args[0], tuple(args[1:]), dict(captured["kwargs"]), inputs["attention_mask"]))
         finally:
             handle.remove()
@@ -169,8 +178,8 @@ class PartialFineTuneModel(StanceModel):
 
         Runs on :attr:`threads` torch threads (``None``: torch's setting); the same seed gives the
         same model and no process-wide generator or setting is left changed. The frozen states of
-        every training chunk are held in memory for the fit (about 0.15 MB per 50-token chunk
-        for mpnet). Raises ``TypeError`` naming the position of a non-str text, ``ValueError`` for
+        every training chunk are held in memory for the fit (for mpnet about 0.3 MB per 50-token chunk:
+        hidden states and the relative position bias; ~0.5 GB for the ~5k shipped training sentences). Raises ``TypeError`` naming the position of a non-str text, ``ValueError`` for
         an unknown label, mismatched lengths or an empty training set, and
         :class:`~stance.models.hf.EncoderNotInstalledError` when the encoder is not installed.
         """
@@ -257,15 +266,25 @@ class PartialFineTuneModel(StanceModel):
         path = folder / WEIGHTS
         if not path.exists():
             raise ModelNotFoundError(f"{path} is missing; retrain the model (`stance train`)")
-        if config.get("top_sha256") is not None and hf.file_sha256(path) != config["top_sha256"]:
+        if hf.file_sha256(path) != config.get("top_sha256"):
             raise ValueError(f"{path} does not match the sha256 in its config.json")
         hf.check_encoder_reference(config.get("encoder"), str(folder))
         model = cls(**config["params"])
+        if config["encoder"].get("encoder") != model.encoder:
+            raise ValueError(f"{folder}: params name encoder {model.encoder!r} but the weights were trained on "
+                             f"{config['encoder'].get('encoder')!r}")
         # the head built here is overwritten below; the fork keeps the caller's generator untouched
         with training.seeded_torch(model.seed):
             model._load_encoder()
-        # strict: a file for another encoder or layer count fails here, naming the mismatched keys
-        model.trainable_.load_state_dict(load_file(str(path)), strict=True)
+        state = load_file(str(path))
+        expected = model.trainable_.state_dict()
+        wrong = sorted(set(state) ^ set(expected)) + sorted(
+            k for k in set(state) & set(expected)
+            if state[k].shape != expected[k].shape or state[k].dtype != expected[k].dtype)
+        if wrong:
+            raise ValueError(f"{path} does not fit a {model.top_layers}-layer top of {model.encoder!r}: "
+                             f"{len(wrong)} missing, extra or misshapen tensors, e.g. {wrong[:3]}")
+        model.trainable_.load_state_dict(state, strict=True)
         for parameter in model.trainable_.parameters():
             parameter.requires_grad_(False)
         model.model_.eval()

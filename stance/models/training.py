@@ -48,7 +48,8 @@ def optimizer_and_schedule(
     """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up then linear decay to 0.
 
     ``prefix_learning_rates``: parameters whose name starts with a key learn at that rate instead
-    of ``learning_rate`` (e.g. a new head faster than pretrained layers); the schedule scales every rate.
+    of ``learning_rate`` (e.g. a new head faster than pretrained layers; the first matching key in
+    the mapping's order wins); the schedule scales every rate.
     """
     import torch
 
