@@ -28,6 +28,7 @@ import numpy as np
 from stance import paths
 from stance.models import hf
 from stance.models.base import check_texts
+from stance.models.tokenizer import TokenizerFile
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -225,12 +226,13 @@ def packaged_encoder(name: str = "minilm") -> tuple[Any, Any]:
 
 
 @lru_cache(maxsize=2)
-def packaged_tokenizer(name: str = "minilm") -> Any:
-    """Encoder ``name``'s tokenizer alone (the ONNX backends need no torch model in memory)."""
-    import transformers
+def packaged_tokenizer(name: str = "minilm") -> TokenizerFile:
+    """Encoder ``name``'s tokenizer alone, read by ``tokenizers`` without importing transformers or
+    torch (the ONNX backends need neither; :class:`~stance.models.tokenizer.TokenizerFile`).
 
-    with hf.quiet_transformers():
-        return transformers.AutoTokenizer.from_pretrained(hf.encoder_dir(name), local_files_only=True)
+    Raises :class:`~stance.models.hf.EncoderNotInstalledError` naming the install command if absent.
+    """
+    return TokenizerFile(hf.encoder_dir(name))
 
 
 # ---------------------------------------------------------------- embedding cache
