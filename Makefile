@@ -39,7 +39,8 @@ train: setup
 score: setup
 	$(BIN)/python experiments/score_seeds.py
 
-## the full experiment grid (frozen MiniLM and mpnet, ensembles, fine-tuned MiniLM with and without context; over an hour on 2
+## the full experiment grid (frozen MiniLM and mpnet, ensembles, fine-tuned MiniLM with and without context,
+## mpnet's top layers fine-tuned alone and with TF-IDF; over an hour on 2
 ## cores with the embedding cache cold, each setting's time is the "seconds" of
 ## experiments/results/full/metrics.json); its results are committed and drive `make train`
 experiments: setup
