@@ -11,27 +11,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_corpus import LABELS_12, TEXTS
 
 from stance.labels import LABELS
 from stance.models import ModelNotFoundError, hf, load_model, training
 from stance.models.ensemble import EnsembleModel
 from stance.models.partial import WEIGHTS, PartialFineTuneModel
 
-TEXTS = [
-    "Platforms must scan every message to find child abuse material.",
-    "Client-side scanning is necessary to protect children online.",
-    "Companies should be forced to detect abuse images even in encrypted chats.",
-    "Law enforcement needs access to messages to stop predators.",
-    "End-to-end encryption protects everyone's privacy and must not be weakened.",
-    "Scanning private messages breaks encryption and endangers journalists.",
-    "A backdoor for the police is a backdoor for criminals too.",
-    "Strong encryption keeps dissidents and ordinary people safe.",
-    "The bill was debated in parliament on Tuesday.",
-    "The regulator published its consultation in March.",
-    "WhatsApp has about two billion users worldwide.",
-    "The committee will meet again next month.",
-]
-LABELS_12 = ["pro-scanning"] * 4 + ["pro-encryption"] * 4 + ["neutral"] * 4
 LONG = " ".join(["the"] * 300) + " " + TEXTS[0]
 TINY = {"top_layers": 2, "epochs": 2, "batch_size": 4, "max_length": 32}
 

@@ -63,6 +63,31 @@ def check_labels(labels: Sequence[str]) -> np.ndarray:
     return np.array([LABEL_TO_ID[check_label(label, f"position {i}")] for i, label in enumerate(labels)])
 
 
+def check_fit_inputs(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Checked training texts and their label ids (``LABELS`` order).
+
+    Raises ``TypeError`` naming the position of a non-str text, ``ValueError`` for an unknown
+    label, a number of labels other than of texts, or an empty training set.
+    """
+    texts = check_texts(texts)
+    y = check_labels(labels)
+    if len(texts) != len(y):
+        raise ValueError(f"{len(texts)} texts but {len(y)} labels")
+    if not texts:
+        raise ValueError("cannot fit on an empty training set")
+    return texts, y
+
+
+def average_chunks(chunk_proba: np.ndarray, owners: Sequence[int], n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, the mean of its chunks' rows of ``chunk_proba`` ``(n_chunks, k)``, and each text's chunk
+    count: ``((n_texts, k), (n_texts,))``. ``owners[i]`` is the text of chunk ``i``; every text has one."""
+    owners_arr = np.asarray(owners)
+    counts = np.bincount(owners_arr, minlength=n_texts)
+    total = np.zeros((n_texts, chunk_proba.shape[1]))
+    np.add.at(total, owners_arr, chunk_proba)
+    return total / counts[:, None], counts
+
+
 def expand_proba(proba: np.ndarray, present: Sequence[int]) -> np.ndarray:
     """Place the columns of ``proba`` (for classes ``present``) into a full ``(n, 3)`` matrix.
 

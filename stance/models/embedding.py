@@ -26,21 +26,10 @@ import numpy as np
 from stance.labels import LABELS
 from stance.models import encoder, hf, training
 from stance.models.backends import BACKENDS, TRAINING_BACKEND, shipped_default
-from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
+from stance.models.base import StanceModel, check_contexts, check_fit_inputs, check_texts, expand_proba
 
 HEAD_FILE = "head.npz"
 ENCODER_DIR = "encoder"
-
-
-def _fit_inputs(texts: Sequence[str], labels: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Checked texts and label ids; raises ``TypeError``/``ValueError`` for bad or mismatched input."""
-    texts = check_texts(texts)
-    y = check_labels(labels)
-    if len(texts) != len(y):
-        raise ValueError(f"{len(texts)} texts but {len(y)} labels")
-    if not texts:
-        raise ValueError("cannot fit on an empty training set")
-    return texts, y
 
 
 def without_embedding_cache(model: StanceModel) -> StanceModel:
@@ -176,7 +165,7 @@ class EmbeddingLogRegModel(_HeadOverEmbeddings):
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> EmbeddingLogRegModel:
         """Fit the head on ``texts``; raises ``TypeError`` for non-str texts, ``ValueError`` if empty."""
-        texts, y = _fit_inputs(texts, labels)
+        texts, y = check_fit_inputs(texts, labels)
         self._fit_head(texts, y, contexts)
         return self
 
@@ -280,7 +269,7 @@ class SetFitModel(_HeadOverEmbeddings):
         Runs on :attr:`threads` torch threads (``None``: torch's current setting); the same seed
         gives the same model, and no process-wide generator or setting is left changed.
         """
-        texts, y = _fit_inputs(texts, labels)
+        texts, y = check_fit_inputs(texts, labels)
         with encoder.torch_threads(self.threads), training.seeded_torch(self.seed):
             self.tokenizer_, self.encoder_ = hf.from_pretrained(hf.encoder_dir(), "AutoModel")
             self._tune(texts, y)

@@ -26,7 +26,14 @@ import numpy as np
 
 from stance.labels import LABEL_TO_ID, LABELS
 from stance.models import encoder, hf, training
-from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
+from stance.models.base import (
+    StanceModel,
+    average_chunks,
+    check_contexts,
+    check_fit_inputs,
+    check_texts,
+    expand_proba,
+)
 from stance.models.transformer import PREDICT_MAX_BATCH, PREDICT_MAX_TOKENS, class_weights
 
 WEIGHTS = "top.safetensors"
@@ -178,17 +185,12 @@ class PartialFineTuneModel(StanceModel):
 
         Runs on :attr:`threads` torch threads (``None``: torch's setting); the same seed gives the
         same model and no process-wide generator or setting is left changed. The frozen states of
-        every training chunk are held in memory for the fit (for mpnet about 0.3 MB per 50-token chunk:
-        hidden states and the relative position bias; ~0.5 GB for the ~5k shipped training sentences). Raises ``TypeError`` naming the position of a non-str text, ``ValueError`` for
-        an unknown label, mismatched lengths or an empty training set, and
+        every training chunk are held in memory for the fit (for mpnet about 0.3 MB per 50-token
+        chunk: hidden states and the relative position bias; ~0.5 GB for the ~5k shipped training
+        sentences). Raises as :func:`~stance.models.base.check_fit_inputs` does, and
         :class:`~stance.models.hf.EncoderNotInstalledError` when the encoder is not installed.
         """
-        texts = check_texts(texts)
-        y = check_labels(labels)
-        if len(texts) != len(y):
-            raise ValueError(f"{len(texts)} texts but {len(y)} labels")
-        if not texts:
-            raise ValueError("cannot fit on an empty training set")
+        texts, y = check_fit_inputs(texts, labels)
         import torch
 
         start = time.perf_counter()
@@ -242,11 +244,7 @@ class PartialFineTuneModel(StanceModel):
                 hidden = self.model_(**inputs).last_hidden_state
                 logits = self.head_(encoder.mean_pool(hidden, inputs["attention_mask"]))[:, self.present_].double()
                 chunk_proba[batch] = expand_proba(torch.softmax(logits, dim=-1).numpy(), self.present_)
-        owners_arr = np.asarray(owners)
-        counts = np.bincount(owners_arr, minlength=len(texts))
-        proba = np.zeros((len(texts), len(LABELS)))
-        np.add.at(proba, owners_arr, chunk_proba)
-        return proba / counts[:, None]
+        return average_chunks(chunk_proba, owners, len(texts))[0]
 
     def _save(self, folder: Path) -> None:
         from safetensors.torch import save_file

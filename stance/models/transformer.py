@@ -23,7 +23,14 @@ import numpy as np
 
 from stance.labels import LABEL_TO_ID, LABELS
 from stance.models import encoder, hf, training
-from stance.models.base import StanceModel, check_contexts, check_labels, check_texts, expand_proba
+from stance.models.base import (
+    StanceModel,
+    average_chunks,
+    check_contexts,
+    check_fit_inputs,
+    check_texts,
+    expand_proba,
+)
 
 HF_DIR = "hf"
 # Padded tokens per prediction batch (at most 256 sentences). Measured side by side on 2 cores
@@ -96,12 +103,7 @@ class TransformerModel(StanceModel):
         ``TypeError`` for a non-str text (naming its position), ``ValueError`` for an unknown
         label, mismatched lengths or an empty training set.
         """
-        texts = check_texts(texts)
-        y = check_labels(labels)
-        if len(texts) != len(y):
-            raise ValueError(f"{len(texts)} texts but {len(y)} labels")
-        if not texts:
-            raise ValueError("cannot fit on an empty training set")
+        texts, y = check_fit_inputs(texts, labels)
         import torch
 
         with encoder.torch_threads(self.threads), training.seeded_torch(self.seed):
@@ -162,12 +164,8 @@ class TransformerModel(StanceModel):
                 inputs = encoder.pad_batch(self.tokenizer_, [chunks[i] for i in batch])
                 logits = self.model_(**inputs).logits[:, self.present_].double()
                 chunk_proba[batch] = expand_proba(torch.softmax(logits, dim=-1).numpy(), self.present_)
-        owners_arr = np.asarray(owners)
-        counts = np.bincount(owners_arr, minlength=len(texts))
-        proba = np.zeros((len(texts), len(LABELS)))
-        np.add.at(proba, owners_arr, chunk_proba)
-        self.last_chunk_counts_ = counts
-        return proba / counts[:, None]
+        proba, self.last_chunk_counts_ = average_chunks(chunk_proba, owners, len(texts))
+        return proba
 
     def quantized(self) -> TransformerModel:
         """A copy whose ``Linear`` layers use int8 dynamic quantisation (this model stays fp32).
