@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from stance.models.backends import BACKENDS
-from stance.models.embedding import without_embedding_cache
 
 
 def _members(model: Any) -> tuple[Any, list[Any], np.ndarray]:
@@ -63,6 +62,20 @@ def user_pipeline(model: Any, threads: int) -> Callable[[list[str], int | None],
     return run
 
 
+def uncached_in_place(model: Any) -> None:
+    """Turn off the embedding cache of ``model`` and its members, in place, so the rounds time the encoder
+    and not reads of cached vectors.
+
+    In place on purpose: ``stance.load`` returns the object the model store keeps for a folder and
+    backend, the very one ``stance.predict`` then runs; a copy (:func:`stance.models.embedding.without_embedding_cache`) would
+    leave ``stance.predict`` reading the cache (torch-fp32, the one backend that has it, then measured
+    thousands of sentences per second).
+    """
+    for member in [model, *getattr(model, "models_", [])]:
+        if hasattr(member, "cache"):
+            member.cache = False
+
+
 def interleaved(sides: dict[str, Callable[[], Any]], rounds: int, warm: dict[str, Callable[[], Any]] | None = None
                 ) -> dict[str, dict[str, Any]]:
     """Median, spread and every round's seconds of each side; each side runs once per round, in turn
@@ -79,10 +92,10 @@ def bench_transformer(model_dir: Path, sentences: list[str], default_sentences: 
     """``stance.predict`` on each backend (the default marked) vs the user's pipeline, interleaved."""
     import stance
 
-    # time the encoder, not the embedding cache's file reads
-    default = without_embedding_cache(stance.load(model_dir))
-    variants = {backend: without_embedding_cache(stance.load(model_dir, backend=backend)) for backend in BACKENDS}
+    default = stance.load(model_dir)
+    variants = {backend: stance.load(model_dir, backend=backend) for backend in BACKENDS}
     for variant in [default, *variants.values()]:
+        uncached_in_place(variant)
         variant.threads = threads
     chosen = next(m.backend for m in [default, *getattr(default, "models_", [])] if getattr(m, "backend", None))
     user = user_pipeline(default, threads)

@@ -123,3 +123,25 @@ def test_load_backend_is_ignored_by_the_baseline(tiny_baseline):
     assert stance.predict("Encryption keeps us safe.", model=tiny_baseline, backend="onnx-int8") == plain
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         stance.load(tiny_baseline, backend="gpu")
+
+
+def test_the_transformer_rows_time_the_encoder_not_the_embedding_cache(tmp_path, monkeypatch):
+    # stance.predict runs the object the model store keeps; the benchmark must turn off the cache of
+    # that very object, or torch-fp32 (the backend with a cache) times file reads
+    import sys
+
+    from stance.models.embedding import EmbeddingLogRegModel
+
+    sys.path.insert(0, str(RUN_PY.parent))
+    from transformer_bench import uncached_in_place
+
+    monkeypatch.setenv("STANCE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = EmbeddingLogRegModel(C=1.0).fit(TEXTS, LABELS_9).save(tmp_path / "elr")
+    stance.predict(TEXTS, model=folder, backend="torch-fp32")  # fills the cache
+    uncached_in_place(stance.load(folder, backend="torch-fp32"))
+
+    def no_cache_reads(path):
+        raise AssertionError(f"read the embedding cache: {path}")
+
+    monkeypatch.setattr(encoder, "_cache_read", no_cache_reads)
+    assert len(stance.predict(TEXTS, model=folder, backend="torch-fp32")) == len(TEXTS)
