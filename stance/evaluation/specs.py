@@ -120,8 +120,8 @@ TRANSFORMER_SPECS = [
 # (final_only: the rule cannot pick it). Alone, and averaged with the shipped TF-IDF recipe.
 MPNET_TOP = {"encoder": "mpnet", "top_layers": 2, "epochs": 3, "learning_rate": 3e-5, "head_learning_rate": 1e-3}
 # The same with all 12 layers trained (only the embedding layer frozen): full fine-tuning of mpnet in
-# all but name, ~6x the top-2 cost per epoch (~40 minutes for one fit on 2 cores); run only inside the
-# ensemble with TF-IDF, the better of the two top-2 settings
+# all but name, ~6x the top-2 cost per epoch (one fit and its scoring took 52 minutes on 2 cores);
+# run only inside the ensemble with TF-IDF, the better of the two top-2 settings
 MPNET_ALL = {**MPNET_TOP, "top_layers": 12}
 _TFIDF_CONTEXT_MEMBER = {"family": "tfidf", "params": {"classifier": "logreg", "C": 10.0, "use_context": True}}
 PARTIAL_SPECS = [
