@@ -175,6 +175,19 @@ def test_bad_input_and_settings_are_refused(model):
         PartialFineTuneModel(batch_size=0)
     with pytest.raises(ValueError, match="positive"):
         PartialFineTuneModel(head_learning_rate=0.0)
+    with pytest.raises(ValueError, match="max_length"):
+        PartialFineTuneModel(max_length=4)
+    with pytest.raises(ValueError, match="context_tokens"):
+        PartialFineTuneModel(max_length=32, use_context=True, context_tokens=17)
+    reading_context = PartialFineTuneModel(**TINY, use_context=True, context_tokens=8)
+    reading_context.tokenizer_ = model.tokenizer_
+    with pytest.raises(TypeError, match="position 0"):
+        reading_context._chunks(["a"], [None])
+    with pytest.raises(ValueError, match="1 contexts for 2 texts"):
+        reading_context._chunks(["a", "b"], ["c"])
+    plain, _ = model._chunks(["a"], ["the headline"])  # a model without context ignores it
+    with_context, _ = reading_context._chunks(["a"], ["the headline"])
+    assert len(with_context[0]) > len(plain[0])
     with pytest.raises(ValueError, match="has 12 layers"):
         PartialFineTuneModel(top_layers=13).fit(TEXTS, LABELS_12)
     with pytest.raises(ValueError, match="unknown encoder"):

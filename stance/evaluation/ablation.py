@@ -4,10 +4,11 @@ Writers F and G's contrast groups (``data/contrast/held_back/``) were written, b
 adjudicated like the training set, but adding them lowered the default baseline's contrast pair
 accuracy and challenge macro-F1 (paired CIs reaching zero) while the transformer's contrast figures
 rose within their CIs; by the selection rule's mean of four figures no variant beat the shipped
-training set for either model, so they are kept out of training. The decision was read off these held-out sets. Seed LODO (the fourth
-figure of the selection rule) is measured too, with one training seed per fold (the grid averages
-the spec's seeds), so every row has the rule's four figures and their mean. :func:`held_back_ablation` is the measurement behind that
-decision: each shipped recipe (the full grid's selection) is tuned and fitted exactly as
+training set for either model, so they are kept out of training. The decision was read off these
+held-out sets. Seed LODO (the fourth figure of the selection rule) is measured too, with one
+training seed per fold (the grid averages the spec's seeds), so every row has the rule's four
+figures and their mean. :func:`held_back_ablation` is the measurement behind that decision: each
+shipped recipe (the full grid's selection) is tuned and fitted exactly as
 :func:`stance.evaluation.shipping.train_and_save` does, on the shipped training set and on it plus
 each held-back part, and scored on the contrast test, the challenge set, the article test and the
 two probes. Pair accuracy differences are paired over the same resampled contrast groups.

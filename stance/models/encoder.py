@@ -27,7 +27,7 @@ import numpy as np
 
 from stance import paths
 from stance.models import hf
-from stance.models.base import check_texts
+from stance.models.base import check_contexts, check_texts
 from stance.models.tokenizer import TokenizerFile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,6 +83,15 @@ def chunk_ids(ids: Sequence[int], window: int) -> list[list[int]]:
     return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def check_segments(max_length: int, use_context: bool, context_tokens: int) -> None:
+    """Raise ``ValueError`` for a ``max_length`` below 8 tokens or, with ``use_context``, a
+    ``context_tokens`` outside ``1..max_length // 2`` (the sentence keeps at least half the window)."""
+    if max_length < 8:
+        raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
+    if use_context and not 0 < context_tokens <= max_length // 2:
+        raise ValueError(f"context_tokens must be in 1..{max_length // 2}, got {context_tokens}")
+
+
 def tokenize_chunks(
     tokenizer: Any,
     texts: Sequence[str],
@@ -95,7 +104,8 @@ def tokenize_chunks(
     Each chunk holds at most ``max_length`` ids including ``[CLS]``/``[SEP]``. With ``contexts``,
     every chunk of a text is followed by the last ``context_tokens`` tokens of its context as a
     second segment (``[CLS] sentence [SEP] context [SEP]``; the end is kept because the previous
-    sentence comes last); an empty context adds nothing. The sentence itself is never cut.
+    sentence comes last); an empty context adds nothing. The sentence itself is never cut. Raises
+    ``ValueError``/``TypeError`` as :func:`~stance.models.base.check_contexts` does for bad contexts.
     """
     first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
@@ -104,8 +114,7 @@ def tokenize_chunks(
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     seconds: list[list[int]] = [[] for _ in encoded]
     if contexts is not None and context_tokens > 0:
-        if len(contexts) != len(encoded):
-            raise ValueError(f"{len(contexts)} contexts for {len(encoded)} texts")
+        contexts = check_contexts(contexts, len(encoded))
         present = [i for i, c in enumerate(contexts) if c.strip()]
         if present:
             context_ids = tokenizer([contexts[i] for i in present], add_special_tokens=False, truncation=False,

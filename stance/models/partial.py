@@ -29,11 +29,11 @@ from stance.models import encoder, hf, training
 from stance.models.base import (
     StanceModel,
     average_chunks,
-    check_contexts,
     check_fit_inputs,
     check_texts,
     expand_proba,
 )
+from stance.models.encoder import check_segments
 from stance.models.transformer import PREDICT_MAX_BATCH, PREDICT_MAX_TOKENS, class_weights
 
 WEIGHTS = "top.safetensors"
@@ -99,10 +99,8 @@ class PartialFineTuneModel(StanceModel):
                              f"{batch_size}")
         if learning_rate <= 0 or head_learning_rate <= 0:
             raise ValueError(f"learning rates must be positive, got {learning_rate} and {head_learning_rate}")
-        if max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
-        if use_context and not 0 < context_tokens <= max_length // 2:
-            raise ValueError(f"context_tokens must be in 1..{max_length // 2}, got {context_tokens}")
+        # the `encoder` argument (a name) shadows the module here
+        check_segments(max_length, use_context, context_tokens)
         self.encoder = encoder
         self.top_layers = top_layers
         self.epochs = epochs
@@ -134,10 +132,8 @@ class PartialFineTuneModel(StanceModel):
             parameter.requires_grad_(True)
 
     def _chunks(self, texts: list[str], contexts: Sequence[str] | None) -> tuple[list[list[int]], list[int]]:
-        if not self.use_context:
-            return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
-        return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length, check_contexts(contexts, len(texts)),
-                                       self.context_tokens)
+        return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length,
+                                       contexts if self.use_context else None, self.context_tokens)
 
     def _frozen_states(self, chunks: list[list[int]], batches: list[np.ndarray]) -> list[tuple[Any, ...]]:
         """Per batch: the input of the first trained layer, that layer's other arguments, and the mask.

@@ -26,7 +26,6 @@ from stance.models import encoder, hf, training
 from stance.models.base import (
     StanceModel,
     average_chunks,
-    check_contexts,
     check_fit_inputs,
     check_texts,
     expand_proba,
@@ -70,10 +69,7 @@ class TransformerModel(StanceModel):
         seed: int = 0,
     ) -> None:
         super().__init__(seed)
-        if max_length < 8:
-            raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
-        if use_context and not 0 < context_tokens <= max_length // 2:
-            raise ValueError(f"context_tokens must be in 1..{max_length // 2}, got {context_tokens}")
+        encoder.check_segments(max_length, use_context, context_tokens)
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -89,10 +85,8 @@ class TransformerModel(StanceModel):
         self.quantized_ = False
 
     def _chunks(self, texts: list[str], contexts: Sequence[str] | None) -> tuple[list[list[int]], list[int]]:
-        if not self.use_context:
-            return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length)
-        return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length, check_contexts(contexts, len(texts)),
-                                       self.context_tokens)
+        return encoder.tokenize_chunks(self.tokenizer_, texts, self.max_length,
+                                       contexts if self.use_context else None, self.context_tokens)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], contexts: Sequence[str] | None = None
             ) -> TransformerModel:
